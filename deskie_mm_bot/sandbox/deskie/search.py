@@ -1,0 +1,20 @@
+"""The Deskie text-search rule: substring by default, ``^x^`` exact, ``^x`` prefix, ``x^`` suffix."""
+
+from __future__ import annotations
+
+
+def text_matches(pattern: str, value: str | None) -> bool:
+    if value is None:
+        return False
+    pattern_l = pattern.lower()
+    value_l = value.lower()
+    starts = pattern_l.startswith("^")
+    ends = pattern_l.endswith("^") and len(pattern_l) > (1 if starts else 0)
+    core = pattern_l[1 if starts else 0 : len(pattern_l) - (1 if ends else 0)]
+    if starts and ends:
+        return value_l == core
+    if starts:
+        return value_l.startswith(core)
+    if ends:
+        return value_l.endswith(core)
+    return core in value_l
