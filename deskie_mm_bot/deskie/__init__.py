@@ -1,0 +1,1 @@
+"""The Deskie edge: API client, rate budget, webhook parsing, HTML formatting."""

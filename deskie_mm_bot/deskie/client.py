@@ -1,0 +1,334 @@
+"""Deskie API client: one `requests.Session`, explicit timeouts, one rate budget, retries by meaning.
+
+- Rate limiting (429, or the old 403 "rate limit exceeded") is never an error to the caller: the
+  request was not done, so the client pauses every call for `retry_after` and sends it again.
+- Timeouts, connection errors and 5xx on reads are retried with capped backoff. On writes they are
+  raised as `DeskieUnavailable(maybe_applied=...)`: Deskie has no idempotency key, so only the caller,
+  who knows what it wrote, can check whether the write happened before repeating it.
+- Permanent 4xx come back as `DeskieRejected` with Deskie's error code, to be handled by meaning.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+
+from ..retry import Backoff
+from .ratebudget import Priority, RateBudget
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 30.0
+
+
+class DeskieError(Exception):
+    """Base class; the message never contains credentials."""
+
+
+class DeskieAuthError(DeskieError):
+    """401: the staff e-mail or API key is wrong. The bot cannot work on."""
+
+
+class DeskieUnavailable(DeskieError):
+    def __init__(self, message: str, *, maybe_applied: bool = False) -> None:
+        super().__init__(message)
+        self.maybe_applied = maybe_applied
+
+
+class DeskieRejected(DeskieError):
+    def __init__(self, status: int, code: str, path: str) -> None:
+        super().__init__(f"Deskie refused {path}: HTTP {status} {code}")
+        self.status = status
+        self.code = code
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404 or self.code.endswith("not_found")
+
+
+class Stopping(DeskieError):
+    """The bot is shutting down; the call was not sent."""
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    total_count: int
+
+
+def parse_time(value: str | None) -> float | None:
+    """RFC-2822 time as Deskie sends it ("Mon, 05 May 2014 00:15:17 +0300") -> epoch seconds."""
+    if not value or value == "-":
+        return None
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
+def unwrap_list(data: Mapping[str, Any], root: str) -> Page:
+    """Deskie lists are objects keyed "0", "1", ... plus "total_count"."""
+    keys = sorted((k for k in data if k.isdigit()), key=int)
+    items = []
+    for k in keys:
+        entry = data[k]
+        if isinstance(entry, dict):
+            items.append(entry.get(root, entry))
+    total = data.get("total_count", len(items))
+    try:
+        total_count = int(total)
+    except (TypeError, ValueError):
+        total_count = len(items)
+    return Page(items, total_count)
+
+
+def _is_rate_limited(status: int, body: str) -> bool:
+    return status == 429 or (status == 403 and "rate limit exceeded" in body.lower())
+
+
+class DeskieClient:
+    def __init__(
+        self,
+        base_url: str,
+        staff_email: str,
+        api_key: str,
+        *,
+        budget: RateBudget | None = None,
+        verify: bool | str = True,
+        timeout: tuple[float, float] = (CONNECT_TIMEOUT, READ_TIMEOUT),
+        max_read_attempts: int = 6,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.session = requests.Session()
+        self.session.auth = (staff_email, api_key)
+        self.session.verify = verify
+        self.session.headers["User-Agent"] = "deskie-mm-bot"
+        self.budget = budget or RateBudget()
+        self.timeout = timeout
+        self.max_read_attempts = max_read_attempts
+        self._stop = threading.Event()
+        self._sleep = sleep or self._stop.wait
+        self.last_ok_at: float | None = None
+        self.last_error: str | None = None
+
+    def close(self) -> None:
+        self._stop.set()
+        self.budget.close()
+        self.session.close()
+
+    # ---- transport ------------------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        data: Mapping[str, Any] | None = None,
+        files: Any = None,
+        priority: Priority = Priority.CUSTOMER,
+    ) -> dict[str, Any]:
+        write = method.upper() != "GET"
+        cost = 2 if write else 1
+        backoff = Backoff(base=1.0, cap=30.0)
+        attempt = 0
+        while True:
+            if self._stop.is_set():
+                raise Stopping("stopping")
+            self.budget.acquire(cost, priority)
+            attempt += 1
+            try:
+                resp = self.session.request(
+                    method,
+                    self.base_url + path,
+                    params=params,
+                    json=json_body,
+                    data=data,
+                    files=files,
+                    timeout=self.timeout,
+                )
+            except (requests.ConnectionError, requests.Timeout) as e:
+                self.budget.settle(cost, None)
+                # A connect failure never reached Deskie; a read timeout may have been applied.
+                maybe = write and not isinstance(e, requests.ConnectTimeout) and not _refused(e)
+                self._note_error(f"{method} {path}: {type(e).__name__}")
+                if write or attempt >= self.max_read_attempts:
+                    raise DeskieUnavailable(f"Deskie unreachable: {type(e).__name__}", maybe_applied=maybe) from None
+                self._sleep(backoff.next_delay())
+                continue
+            body = resp.text
+            if _is_rate_limited(resp.status_code, body):
+                pause = self.budget.settle(cost, resp.headers, refused=True) or 5.0
+                log.warning("Deskie rate limit reached; pausing all calls for %.0f s", pause)
+                self._note_error(f"rate limited, paused {pause:.0f}s")
+                continue
+            self.budget.settle(cost, resp.headers)
+            if resp.status_code >= 500:
+                self._note_error(f"{method} {path}: HTTP {resp.status_code}")
+                if write or attempt >= self.max_read_attempts:
+                    raise DeskieUnavailable(f"Deskie answered HTTP {resp.status_code}", maybe_applied=write)
+                self._sleep(backoff.next_delay())
+                continue
+            if resp.status_code == 401:
+                self._note_error("HTTP 401")
+                raise DeskieAuthError(
+                    "Deskie rejected the credentials (HTTP 401): check deskie.staff_email and deskie.api_key"
+                )
+            if resp.status_code >= 400:
+                raise DeskieRejected(resp.status_code, _error_code(body), path)
+            self.last_ok_at = time.time()
+            if not body.strip():
+                return {}
+            try:
+                parsed = resp.json()
+            except ValueError:
+                raise DeskieUnavailable(f"Deskie sent a non-JSON answer to {path}") from None
+            return parsed if isinstance(parsed, dict) else {"data": parsed}
+
+    def _note_error(self, text: str) -> None:
+        self.last_error = text
+        log.debug("Deskie: %s", text)
+
+    # ---- cases -----------------------------------------------------------------------------------
+    def create_case(
+        self,
+        *,
+        channel: str,
+        user_custom_id: str,
+        user_full_name: str,
+        group_id: int,
+        subject: str,
+        content: str,
+        files: list[tuple[str, bytes, str]] | None = None,
+    ) -> dict[str, Any]:
+        fields = {
+            "channel": channel,
+            "user_custom_id": user_custom_id,
+            "user_full_name": user_full_name,
+            "group_id": group_id,
+            "subject": subject,
+            "content": content,
+        }
+        if files:
+            data, parts = _multipart("case", fields, files)
+            return self.request("POST", "/api/cases.json", data=data, files=parts)["case"]
+        return self.request("POST", "/api/cases.json", json_body={"case": fields})["case"]
+
+    def get_case(self, case_id: int | str, priority: Priority = Priority.CUSTOMER) -> dict[str, Any]:
+        return self.request("GET", f"/api/cases/{case_id}.json", priority=priority)["case"]
+
+    def set_case_status(self, case_id: int, status: str, priority: Priority = Priority.RECONCILE) -> dict[str, Any]:
+        return self.request(
+            "PUT", f"/api/cases/{case_id}.json", json_body={"case": {"status": status}}, priority=priority
+        )["case"]
+
+    def list_cases(self, priority: Priority = Priority.RECONCILE, **params: Any) -> Page:
+        data = self.request("GET", "/api/cases.json", params=params, priority=priority)
+        return unwrap_list(data, "case")
+
+    def iter_cases(self, priority: Priority = Priority.RECONCILE, **params: Any) -> Iterator[dict[str, Any]]:
+        limit = int(params.pop("limit", 100))
+        page = 1
+        while page <= 500:
+            batch = self.list_cases(priority, page=page, limit=limit, **params)
+            yield from batch.items
+            if len(batch.items) < limit or page * limit >= batch.total_count:
+                return
+            page += 1
+
+    # ---- messages --------------------------------------------------------------------------------
+    def add_user_message(
+        self, case_id: int, user_id: int, content: str, files: list[tuple[str, bytes, str]] | None = None
+    ) -> dict[str, Any]:
+        fields = {"user_id": user_id, "content": content}
+        path = f"/api/cases/{case_id}/messages.json"
+        if files:
+            data, parts = _multipart("message", fields, files)
+            return self.request("POST", path, data=data, files=parts)["message"]
+        return self.request("POST", path, json_body={"message": fields})["message"]
+
+    def add_note(self, case_id: int, content: str) -> dict[str, Any]:
+        data = self.request("POST", f"/api/cases/{case_id}/note.json", json_body={"note": {"content": content}})
+        return data.get("note") or data.get("message") or {}
+
+    def list_messages(
+        self,
+        case_id: int,
+        *,
+        order: str = "desc",
+        limit: int = 100,
+        page: int = 1,
+        priority: Priority = Priority.RECONCILE,
+    ) -> Page:
+        data = self.request(
+            "GET",
+            f"/api/cases/{case_id}/messages.json",
+            params={"order": order, "limit": limit, "page": page},
+            priority=priority,
+        )
+        return unwrap_list(data, "message")
+
+    # ---- directory -------------------------------------------------------------------------------
+    def list_groups(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        page = 1
+        while page <= 500:
+            batch = unwrap_list(
+                self.request(
+                    "GET", "/api/groups.json", params={"page": page, "limit": 100}, priority=Priority.DIRECTORY
+                ),
+                "group",
+            )
+            out.extend(batch.items)
+            if len(batch.items) < 100 or len(out) >= batch.total_count:
+                return out
+            page += 1
+        return out
+
+    def list_custom_channels(self) -> list[dict[str, Any]]:
+        data = self.request("GET", "/api/custom_channels.json", priority=Priority.DIRECTORY)
+        return unwrap_list(data, "custom_channel").items
+
+
+def _refused(e: Exception) -> bool:
+    text = str(e).lower()
+    return "refused" in text or "name or service not known" in text
+
+
+def _error_code(body: str) -> str:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body.strip()[:80] or "error"
+    if isinstance(data, dict) and data.get("error"):
+        return str(data["error"])
+    return "error"
+
+
+def _multipart(
+    root: str, fields: Mapping[str, Any], files: list[tuple[str, bytes, str]]
+) -> tuple[dict[str, str], list[tuple[str, tuple[str, bytes, str]]]]:
+    data = {f"{root}[{k}]": str(v) for k, v in fields.items()}
+    parts = [(f"{root}[attachments][{i}]", (name, blob, mime)) for i, (name, blob, mime) in enumerate(files)]
+    return data, parts
+
+
+def find_group(groups: list[dict[str, Any]], wanted: str) -> dict[str, Any] | None:
+    """The default group by id or exact title."""
+    for g in groups:
+        if str(g.get("group_id")) == wanted.strip():
+            return g
+    for g in groups:
+        if g.get("group_title") == wanted:
+            return g
+    return None

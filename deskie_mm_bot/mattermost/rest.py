@@ -1,0 +1,182 @@
+"""Mattermost REST through mattermostautodriver (async), with the few calls the bot needs.
+
+The driver retries 429 and idempotent 5xx itself and maps errors to typed exceptions; this wrapper
+adds explicit timeouts, caches users and channels (they rarely change, and every post needs them), and
+turns a rejected token into one clear, fatal error.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import httpx
+from mattermostautodriver import AsyncTypedDriver
+from mattermostautodriver.exceptions import (
+    InvalidMattermostError,
+    MattermostError,
+    NoAccessTokenProvided,
+)
+
+REQUEST_TIMEOUT = 30.0
+
+
+class MattermostAuthError(RuntimeError):
+    """The bot token was rejected (401): the bot cannot work on."""
+
+
+class MattermostUnavailable(RuntimeError):
+    """Timeouts, connection errors, 5xx: try again later."""
+
+
+class MattermostRejected(RuntimeError):
+    def __init__(self, status: int, error_id: str, message: str) -> None:
+        super().__init__(f"Mattermost refused: HTTP {status} {error_id}")
+        self.status = status
+        self.error_id = error_id
+        self.detail = message
+
+
+def ssl_context(ca_file: str | None, insecure: bool) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_file)
+    if insecure:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+class MattermostRest:
+    def __init__(
+        self, scheme: str, host: str, port: int, token: str, *, ca_file: str | None = None, insecure: bool = False
+    ) -> None:
+        self._driver = AsyncTypedDriver(
+            {
+                "scheme": scheme,
+                "url": host,
+                "port": port,
+                "token": token,
+                "verify": ssl_context(ca_file, insecure) if scheme == "https" else True,
+                "request_timeout": REQUEST_TIMEOUT,
+                "max_retries": 3,
+                "retry_max_sleep": 30,
+            }
+        )
+        self._driver.client.token = token
+        self._users: dict[str, dict[str, Any]] = {}
+        self._channels: dict[str, dict[str, Any]] = {}
+        self.me: dict[str, Any] = {}
+
+    async def close(self) -> None:
+        await self._driver.client.close()
+
+    async def _call(self, coro: Any) -> Any:
+        try:
+            return await coro
+        except NoAccessTokenProvided:
+            raise MattermostAuthError(
+                "Mattermost rejected the bot token (HTTP 401): check mattermost.bot_token"
+            ) from None
+        except MattermostError as e:
+            if e.status_code >= 500 or e.status_code == 429:
+                raise MattermostUnavailable(f"Mattermost answered HTTP {e.status_code}") from None
+            raise MattermostRejected(e.status_code, e.error_id, str(e)) from None
+        except InvalidMattermostError as e:
+            if e.status_code >= 500 or e.status_code == 429:
+                raise MattermostUnavailable(f"Mattermost answered HTTP {e.status_code}") from None
+            raise MattermostRejected(e.status_code, "invalid_error_body", "") from None
+        except (httpx.TransportError, OSError) as e:
+            raise MattermostUnavailable(f"Mattermost unreachable: {type(e).__name__}") from None
+
+    @property
+    def client(self) -> Any:
+        return self._driver.client
+
+    async def login(self) -> dict[str, Any]:
+        self.me = await self._call(self._driver.users.get_user("me"))
+        self._users[self.me["id"]] = self.me
+        return self.me
+
+    async def get_user(self, user_id: str) -> dict[str, Any]:
+        if user_id not in self._users:
+            self._users[user_id] = await self._call(self._driver.users.get_user(user_id))
+        return self._users[user_id]
+
+    async def get_channel(self, channel_id: str, *, fresh: bool = False) -> dict[str, Any]:
+        if fresh or channel_id not in self._channels:
+            self._channels[channel_id] = await self._call(self._driver.channels.get_channel(channel_id))
+        return self._channels[channel_id]
+
+    async def teams(self) -> list[dict[str, Any]]:
+        return list(await self._call(self._driver.teams.get_teams_for_user(self.me["id"])))
+
+    async def team_by_name(self, name: str) -> dict[str, Any]:
+        return dict(await self._call(self._driver.teams.get_team_by_name(name)))
+
+    async def my_channels(self, team_id: str) -> list[dict[str, Any]]:
+        chans = list(await self._call(self._driver.channels.get_channels_for_team_for_user(self.me["id"], team_id)))
+        for c in chans:
+            self._channels[c["id"]] = c
+        return chans
+
+    async def direct_channel(self, user_id: str) -> dict[str, Any]:
+        ch = dict(await self._call(self._driver.channels.create_direct_channel([self.me["id"], user_id])))
+        self._channels[ch["id"]] = ch
+        return ch
+
+    async def is_member(self, channel_id: str, user_id: str) -> bool:
+        try:
+            await self._call(self._driver.channels.get_channel_member(channel_id, user_id))
+            return True
+        except MattermostRejected as e:
+            if e.status in (403, 404):
+                return False
+            raise
+
+    async def create_post(
+        self,
+        channel_id: str,
+        message: str,
+        *,
+        root_id: str = "",
+        props: dict[str, Any] | None = None,
+        pending_post_id: str | None = None,
+        file_ids: list[str] | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"channel_id": channel_id, "message": message, "root_id": root_id}
+        if props:
+            body["props"] = props
+        if pending_post_id:
+            # Lets the server drop a repeat of this very post (Mattermost's own create dedup).
+            body["pending_post_id"] = pending_post_id
+        if file_ids:
+            body["file_ids"] = file_ids
+        return dict(await self._call(self.client.post("/api/v4/posts", options=body)))
+
+    async def posts_since(self, channel_id: str, since_ms: int) -> list[dict[str, Any]]:
+        """Posts created or changed after `since_ms`, oldest first."""
+        data = await self._call(self._driver.posts.get_posts_for_channel(channel_id, since=since_ms))
+        posts = list((data.get("posts") or {}).values())
+        posts.sort(key=lambda p: (p.get("create_at", 0), p.get("id", "")))
+        return posts
+
+    async def get_file(self, file_id: str) -> tuple[dict[str, Any], bytes]:
+        info = await self._call(self._driver.files.get_file_info(file_id))
+        resp = await self._call(self.client.make_request("get", f"/api/v4/files/{file_id}"))
+        return dict(info), resp.content
+
+    async def upload_file(self, channel_id: str, name: str, data: bytes) -> dict[str, Any]:
+        result = await self._call(
+            self.client.post(
+                "/api/v4/files", data={"channel_id": channel_id}, files={"files": (name, data)}
+            )
+        )
+        return dict(result["file_infos"][0])
+
+    async def search_users(self, term: str, team_id: str = "") -> list[dict[str, Any]]:
+        body: dict[str, Any] = {"term": term, "limit": 50}
+        if team_id:
+            body["team_id"] = team_id
+        return list(await self._call(self.client.post("/api/v4/users/search", options=body)))
+
+    async def search_team_channels(self, team_id: str, term: str) -> list[dict[str, Any]]:
+        return list(await self._call(self._driver.channels.search_channels(team_id, term)))

@@ -1,0 +1,203 @@
+"""The bot's own Mattermost websocket client, on `websockets`.
+
+What the Python drivers do not do, and a support bot needs:
+- authenticate with `Authorization: Bearer` at upgrade, so the server lets us resume;
+- track the per-connection `seq`, resume with `connection_id` + `sequence_number` after a drop;
+- notice when events were lost (a new `connection_id` in `hello`) and ask for a REST catch-up;
+- detect a dead connection with an application ping, and reconnect with jittered backoff, never spinning;
+- treat a rejected token as fatal instead of retrying forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlencode
+
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from ..retry import Backoff
+from .rest import MattermostAuthError
+
+log = logging.getLogger(__name__)
+
+EventHandler = Callable[[dict[str, Any]], Awaitable[None]]
+ResyncHandler = Callable[[], Awaitable[None]]
+
+
+class SequenceGap(Exception):
+    pass
+
+
+class MattermostWebsocket:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        on_event: EventHandler,
+        on_resync: ResyncHandler,
+        *,
+        ssl_ctx: ssl.SSLContext | None = None,
+        ping_interval: float = 30.0,
+        ping_timeout: float = 10.0,
+        backoff: Backoff | None = None,
+    ) -> None:
+        scheme = "wss" if base_url.startswith("https://") else "ws"
+        self._url = scheme + "://" + base_url.split("://", 1)[1].rstrip("/") + "/api/v4/websocket"
+        self._token = token
+        self._on_event = on_event
+        self._on_resync = on_resync
+        self._ssl = ssl_ctx if scheme == "wss" else None
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self._backoff = backoff or Backoff(base=0.5, cap=30.0)
+        self.connection_id: str | None = None
+        self._next_seq = 0
+        self._action_seq = 0
+        self._pongs: dict[int, asyncio.Future[None]] = {}
+        self._stopping = asyncio.Event()
+        self._ws: ClientConnection | None = None
+        self.connected = asyncio.Event()
+        self.reconnects = 0
+        self.resyncs = 0
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._ws is not None:
+            with contextlib.suppress(Exception):
+                await self._ws.close()
+
+    async def run(self) -> None:
+        """Connect and dispatch events until stop(); raises MattermostAuthError on a rejected token."""
+        while not self._stopping.is_set():
+            try:
+                await self._session()
+            except MattermostAuthError:
+                raise
+            except (OSError, ConnectionClosed, InvalidStatus, TimeoutError, SequenceGap,
+                    websockets.exceptions.InvalidHandshake, asyncio.TimeoutError) as e:
+                if self._stopping.is_set():
+                    break
+                log.warning("Mattermost websocket lost (%s); reconnecting", _describe(e))
+            finally:
+                self.connected.clear()
+                self._ws = None
+                for fut in self._pongs.values():
+                    fut.cancel()
+                self._pongs.clear()
+            if self._stopping.is_set():
+                break
+            self.reconnects += 1
+            delay = self._backoff.next_delay()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+
+    def _connect_url(self) -> str:
+        if self.connection_id:
+            q = urlencode({"connection_id": self.connection_id, "sequence_number": self._next_seq})
+            return f"{self._url}?{q}"
+        return self._url
+
+    async def _session(self) -> None:
+        try:
+            ws = await connect(
+                self._connect_url(),
+                additional_headers={"Authorization": f"Bearer {self._token}"},
+                ssl=self._ssl,
+                open_timeout=15,
+                # Control pings catch a dead TCP path; the app-level ping below catches a stuck server.
+                ping_interval=self.ping_interval,
+                ping_timeout=self.ping_timeout,
+                max_size=2**24,
+                proxy=None,
+                user_agent_header="deskie-mm-bot",
+            )
+        except InvalidStatus as e:
+            if e.response.status_code == 401:
+                raise MattermostAuthError(
+                    "Mattermost rejected the bot token on the websocket (HTTP 401): check mattermost.bot_token"
+                ) from None
+            raise
+        self._ws = ws
+        pinger = asyncio.create_task(self._ping_loop(ws))
+        resumed = self.connection_id is not None
+        got_anything = False
+        try:
+            async for raw in ws:
+                msg = json.loads(raw)
+                if not got_anything:
+                    got_anything = True
+                    self.connected.set()
+                    self._backoff.reset()
+                if "seq_reply" in msg:
+                    fut = self._pongs.pop(int(msg["seq_reply"]), None)
+                    if fut is not None and not fut.done():
+                        fut.set_result(None)
+                    continue
+                await self._handle_event(msg, resumed)
+        finally:
+            pinger.cancel()
+            with contextlib.suppress(BaseException):
+                await pinger
+        if not got_anything and not self._stopping.is_set():
+            # Accepted then dropped at once with nothing said: how Mattermost answers a bad token
+            # given by the challenge; with a header token it means the server is unwell. Back off.
+            raise ConnectionResetError("connection closed before hello")
+
+    async def _handle_event(self, msg: dict[str, Any], resumed: bool) -> None:
+        event = msg.get("event")
+        seq = msg.get("seq")
+        if event == "hello":
+            new_id = (msg.get("data") or {}).get("connection_id")
+            lost = self.connection_id != new_id
+            self.connection_id = new_id
+            self._next_seq = 1
+            self.connected.set()
+            if lost:
+                # A fresh connection: whatever was posted while we were away must be fetched.
+                self.resyncs += 1
+                await self._on_resync()
+            return
+        if isinstance(seq, int):
+            if seq != self._next_seq:
+                log.warning("websocket sequence gap: expected %s, got %s", self._next_seq, seq)
+                if self._ws is not None:
+                    await self._ws.close(code=4001, reason="sequence mismatch")
+                raise SequenceGap(f"expected {self._next_seq}, got {seq}")
+        await self._on_event(msg)
+        if isinstance(seq, int):
+            # Counted only once handled: a resume asks again for anything we did not finish.
+            self._next_seq = seq + 1
+
+    async def _ping_loop(self, ws: ClientConnection) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.ping_interval)
+            self._action_seq += 1
+            seq = self._action_seq
+            fut: asyncio.Future[None] = loop.create_future()
+            self._pongs[seq] = fut
+            try:
+                await ws.send(json.dumps({"action": "ping", "seq": seq}))
+                await asyncio.wait_for(fut, timeout=self.ping_timeout)
+            except (asyncio.TimeoutError, ConnectionClosed):
+                log.warning("Mattermost did not answer a ping within %.0f s; reconnecting", self.ping_timeout)
+                # Abort the TCP connection: a polite close would wait on a server that is not listening.
+                ws.transport.abort()
+                return
+
+
+def _describe(e: BaseException) -> str:
+    if isinstance(e, ConnectionClosed):
+        rcvd = e.rcvd
+        return f"closed, code {rcvd.code}" if rcvd else "connection dropped"
+    if isinstance(e, InvalidStatus):
+        return f"HTTP {e.response.status_code}"
+    return type(e).__name__ + (f": {e}" if str(e) else "")

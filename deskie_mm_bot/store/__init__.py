@@ -1,0 +1,482 @@
+"""The state store (SQLite, WAL): the single source of truth across restarts.
+
+Everything the bot promises (nothing lost, nothing doubled, order kept) rests on the order of writes
+here: a post is recorded before it is acknowledged, a write to Deskie is recorded as in flight before
+it is sent, and an agent's answer is recorded before it is posted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .migrate import migrate
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: int
+    conv_key: str
+    channel_id: str
+    reply_root_id: str
+    user_custom_id: str
+    user_full_name: str
+    case_id: int | None
+    case_number: str | None
+    deskie_user_id: int | None
+    state: str
+    last_activity_at: float
+    last_speaker: str
+    last_message_id: int
+    case_updated_at: str | None
+    created_at: float
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    post_id: str
+    conv_key: str
+    channel_id: str
+    reply_root_id: str
+    user_custom_id: str
+    user_full_name: str
+    author: str
+    show_author: bool
+    kind: str
+    text: str
+    file_ids: list[str]
+    posted_at: float
+    state: str
+    batch_id: int | None
+
+
+@dataclass(frozen=True)
+class Batch:
+    id: int
+    conv_key: str
+    conversation_id: int | None
+    op: str
+    content: str
+    since_message_id: int
+    state: str
+    started_at: float
+
+
+@dataclass(frozen=True)
+class Reply:
+    id: int
+    message_id: int | None
+    case_id: int
+    conversation_id: int | None
+    content_hash: str
+    body: str
+    attachments: list[dict[str, Any]]
+    source: str
+    state: str
+    parts_posted: int
+    post_ids: list[str]
+    attempts: int
+    next_attempt_at: float
+    received_at: float
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.strip().encode("utf-8")).hexdigest()[:32]
+
+
+def _conversation(row: sqlite3.Row) -> Conversation:
+    return Conversation(**{k: row[k] for k in row.keys()})
+
+
+def _outbox(row: sqlite3.Row) -> OutboxItem:
+    d = {k: row[k] for k in row.keys() if k != "created_at"}
+    d["file_ids"] = json.loads(d["file_ids"])
+    d["show_author"] = bool(d["show_author"])
+    return OutboxItem(**d)
+
+
+def _reply(row: sqlite3.Row) -> Reply:
+    d = {k: row[k] for k in row.keys() if k not in ("last_error", "posted_at")}
+    d["attachments"] = json.loads(d["attachments"])
+    d["post_ids"] = json.loads(d["post_ids"])
+    return Reply(**d)
+
+
+class Store:
+    """Thin, synchronous access to the SQLite file. Safe to share between threads (one lock)."""
+
+    def __init__(self, path: str | Path, *, clock: Any = time.time) -> None:
+        self.path = str(path)
+        self._clock = clock
+        self._lock = threading.RLock()
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        # FULL: a post acknowledged as recorded must survive a power cut, not only a kill -9.
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        with self._lock:
+            migrate(self._conn)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _one(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Row | None:
+        with self._lock:
+            return self._conn.execute(sql, args).fetchone()
+
+    def _all(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, args).fetchall()
+
+    def _exec(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self._conn.execute(sql, args)
+
+    # ---- cursors ------------------------------------------------------------------------------
+    def get_cursor(self, name: str) -> str | None:
+        row = self._one("SELECT value FROM cursors WHERE name = ?", (name,))
+        return None if row is None else str(row["value"])
+
+    def set_cursor(self, name: str, value: str) -> None:
+        self._exec(
+            "INSERT INTO cursors (name, value) VALUES (?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            (name, value),
+        )
+
+    def advance_cursor(self, name: str, value: int) -> None:
+        """Raise an integer cursor; never lowers it."""
+        self._exec(
+            "INSERT INTO cursors (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET "
+            "value = CASE WHEN CAST(value AS INTEGER) < CAST(excluded.value AS INTEGER) "
+            "THEN excluded.value ELSE value END",
+            (name, str(value)),
+        )
+
+    # ---- errors (for `status`) ----------------------------------------------------------------
+    def record_error(self, source: str, message: str) -> None:
+        with self.transaction() as c:
+            c.execute(
+                "INSERT INTO errors (at, source, message) VALUES (?, ?, ?)",
+                (self._clock(), source, message[:500]),
+            )
+            c.execute("DELETE FROM errors WHERE id <= (SELECT MAX(id) FROM errors) - 50")
+
+    def last_errors(self, n: int = 5) -> list[dict[str, Any]]:
+        rows = self._all("SELECT at, source, message FROM errors ORDER BY id DESC LIMIT ?", (n,))
+        return [dict(r) for r in rows]
+
+    # ---- outbox (Mattermost -> Deskie) ------------------------------------------------------------
+    def enqueue_post(
+        self,
+        *,
+        post_id: str,
+        conv_key: str,
+        channel_id: str,
+        reply_root_id: str,
+        user_custom_id: str,
+        user_full_name: str,
+        author: str,
+        show_author: bool,
+        text: str,
+        file_ids: list[str],
+        posted_at: float,
+        kind: str = "message",
+    ) -> bool:
+        """Record a post for relaying. False when this post id was recorded before (a replay)."""
+        cur = self._exec(
+            "INSERT OR IGNORE INTO outbox (post_id, conv_key, channel_id, reply_root_id, user_custom_id,"
+            " user_full_name, author, show_author, kind, text, file_ids, posted_at, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                post_id,
+                conv_key,
+                channel_id,
+                reply_root_id,
+                user_custom_id,
+                user_full_name,
+                author,
+                int(show_author),
+                kind,
+                text,
+                json.dumps(file_ids),
+                posted_at,
+                self._clock(),
+            ),
+        )
+        return cur.rowcount == 1
+
+    def has_post(self, post_id: str) -> bool:
+        return self._one("SELECT 1 FROM outbox WHERE post_id = ?", (post_id,)) is not None
+
+    def pending_conv_keys(self) -> list[str]:
+        """Conversation keys with work waiting, oldest waiting first (fairness between chats)."""
+        rows = self._all(
+            "SELECT conv_key, MIN(id) AS first FROM outbox WHERE state IN ('pending', 'inflight')"
+            " GROUP BY conv_key ORDER BY first"
+        )
+        return [r["conv_key"] for r in rows]
+
+    def pending_items(self, conv_key: str) -> list[OutboxItem]:
+        rows = self._all(
+            "SELECT * FROM outbox WHERE conv_key = ? AND state = 'pending' ORDER BY id", (conv_key,)
+        )
+        return [_outbox(r) for r in rows]
+
+    def count_outbox(self, state: str = "pending") -> int:
+        row = self._one("SELECT COUNT(*) AS n FROM outbox WHERE state = ?", (state,))
+        return int(row["n"]) if row else 0
+
+    def oldest_pending_at(self, conv_key: str) -> float | None:
+        row = self._one(
+            "SELECT MIN(created_at) AS t FROM outbox WHERE conv_key = ? AND state = 'pending'", (conv_key,)
+        )
+        return None if row is None or row["t"] is None else float(row["t"])
+
+    def begin_batch(
+        self,
+        conv_key: str,
+        conversation_id: int | None,
+        op: str,
+        content: str,
+        item_ids: list[int],
+        since_message_id: int,
+    ) -> Batch:
+        """Mark items as in flight under one batch, durably, before the write to Deskie is sent."""
+        now = self._clock()
+        with self.transaction() as c:
+            cur = c.execute(
+                "INSERT INTO batches (conv_key, conversation_id, op, content, since_message_id, started_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (conv_key, conversation_id, op, content, since_message_id, now),
+            )
+            batch_id = int(cur.lastrowid or 0)
+            c.executemany(
+                "UPDATE outbox SET state = 'inflight', batch_id = ? WHERE id = ? AND state = 'pending'",
+                [(batch_id, i) for i in item_ids],
+            )
+        return Batch(batch_id, conv_key, conversation_id, op, content, since_message_id, "inflight", now)
+
+    def inflight_batch(self, conv_key: str) -> Batch | None:
+        row = self._one(
+            "SELECT * FROM batches WHERE conv_key = ? AND state = 'inflight' ORDER BY id LIMIT 1", (conv_key,)
+        )
+        return None if row is None else Batch(**{k: row[k] for k in row.keys()})
+
+    def batch_items(self, batch_id: int) -> list[OutboxItem]:
+        rows = self._all("SELECT * FROM outbox WHERE batch_id = ? ORDER BY id", (batch_id,))
+        return [_outbox(r) for r in rows]
+
+    def retarget_batch(self, batch_id: int, conversation_id: int | None, op: str, since_message_id: int) -> None:
+        self._exec(
+            "UPDATE batches SET conversation_id = ?, op = ?, since_message_id = ? WHERE id = ?",
+            (conversation_id, op, since_message_id, batch_id),
+        )
+
+    def finish_batch(self, batch_id: int, *, state: str = "sent") -> None:
+        with self.transaction() as c:
+            c.execute("UPDATE batches SET state = 'done' WHERE id = ?", (batch_id,))
+            c.execute("UPDATE outbox SET state = ? WHERE batch_id = ?", (state, batch_id))
+
+    # ---- conversations ------------------------------------------------------------------------
+    def current_conversation(self, conv_key: str) -> Conversation | None:
+        row = self._one(
+            "SELECT * FROM conversations WHERE conv_key = ? AND state != 'closed' ORDER BY id DESC LIMIT 1",
+            (conv_key,),
+        )
+        return None if row is None else _conversation(row)
+
+    def conversation(self, conversation_id: int) -> Conversation | None:
+        row = self._one("SELECT * FROM conversations WHERE id = ?", (conversation_id,))
+        return None if row is None else _conversation(row)
+
+    def conversation_by_case(self, case_id: int) -> Conversation | None:
+        row = self._one("SELECT * FROM conversations WHERE case_id = ?", (case_id,))
+        return None if row is None else _conversation(row)
+
+    def known_case_ids(self, case_ids: list[int]) -> set[int]:
+        if not case_ids:
+            return set()
+        marks = ",".join("?" * len(case_ids))
+        rows = self._all(f"SELECT case_id FROM conversations WHERE case_id IN ({marks})", tuple(case_ids))
+        return {int(r["case_id"]) for r in rows}
+
+    def create_conversation(
+        self,
+        *,
+        conv_key: str,
+        channel_id: str,
+        reply_root_id: str,
+        user_custom_id: str,
+        user_full_name: str,
+        case_id: int,
+        case_number: str | None,
+        deskie_user_id: int | None,
+        last_message_id: int,
+        case_updated_at: str | None,
+        last_speaker: str = "customer",
+    ) -> Conversation:
+        now = self._clock()
+        cur = self._exec(
+            "INSERT INTO conversations (conv_key, channel_id, reply_root_id, user_custom_id, user_full_name,"
+            " case_id, case_number, deskie_user_id, state, last_activity_at, last_speaker, last_message_id,"
+            " case_updated_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?)",
+            (
+                conv_key,
+                channel_id,
+                reply_root_id,
+                user_custom_id,
+                user_full_name,
+                case_id,
+                case_number,
+                deskie_user_id,
+                now,
+                last_speaker,
+                last_message_id,
+                case_updated_at,
+                now,
+            ),
+        )
+        conv = self.conversation(int(cur.lastrowid or 0))
+        assert conv is not None
+        return conv
+
+    def touch_conversation(self, conversation_id: int, speaker: str, message_id: int = 0) -> None:
+        """A message went one way or the other: the chat is active again and its idle clock restarts."""
+        self._exec(
+            "UPDATE conversations SET state = 'active', last_activity_at = ?, last_speaker = ?,"
+            " last_message_id = MAX(last_message_id, ?) WHERE id = ? AND state != 'closed'",
+            (self._clock(), speaker, message_id, conversation_id),
+        )
+
+    def set_conversation_state(self, conversation_id: int, state: str) -> None:
+        self._exec("UPDATE conversations SET state = ? WHERE id = ?", (state, conversation_id))
+
+    def set_case_updated_at(self, conversation_id: int, updated_at: str) -> None:
+        self._exec("UPDATE conversations SET case_updated_at = ? WHERE id = ?", (updated_at, conversation_id))
+
+    def idle_conversations(self, older_than: float) -> list[Conversation]:
+        rows = self._all(
+            "SELECT * FROM conversations WHERE state = 'active' AND last_activity_at < ? ORDER BY id",
+            (older_than,),
+        )
+        return [_conversation(r) for r in rows]
+
+    def count_conversations(self, state: str = "active") -> int:
+        row = self._one("SELECT COUNT(*) AS n FROM conversations WHERE state = ?", (state,))
+        return int(row["n"]) if row else 0
+
+    # ---- replies (Deskie -> Mattermost) ---------------------------------------------------------------
+    def add_reply(
+        self,
+        *,
+        message_id: int | None,
+        case_id: int,
+        conversation_id: int | None,
+        body: str,
+        attachments: list[dict[str, Any]],
+        source: str,
+    ) -> bool:
+        """Record an agent's answer to post. False when that Deskie message is known already."""
+        h = content_hash(body)
+        with self.transaction() as c:
+            if message_id is None:
+                # No id (a webhook that did not carry one): the same text on the same case, still
+                # unresolved, is the same delivery repeated.
+                dup = c.execute(
+                    "SELECT 1 FROM replies WHERE case_id = ? AND content_hash = ? AND message_id IS NULL",
+                    (case_id, h),
+                ).fetchone()
+                if dup:
+                    return False
+            cur = c.execute(
+                "INSERT OR IGNORE INTO replies (message_id, case_id, conversation_id, content_hash, body,"
+                " attachments, source, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (message_id, case_id, conversation_id, h, body, json.dumps(attachments), source, self._clock()),
+            )
+            return cur.rowcount == 1
+
+    def known_message_ids(self, message_ids: list[int]) -> set[int]:
+        if not message_ids:
+            return set()
+        marks = ",".join("?" * len(message_ids))
+        rows = self._all(f"SELECT message_id FROM replies WHERE message_id IN ({marks})", tuple(message_ids))
+        return {int(r["message_id"]) for r in rows}
+
+    def unresolved_reply_hashes(self, case_id: int) -> set[str]:
+        rows = self._all(
+            "SELECT content_hash FROM replies WHERE case_id = ? AND message_id IS NULL", (case_id,)
+        )
+        return {r["content_hash"] for r in rows}
+
+    def resolve_reply(self, reply_id: int, message_id: int) -> bool:
+        """Attach the Deskie id to a reply that came without one; False when another row has it."""
+        try:
+            self._exec("UPDATE replies SET message_id = ? WHERE id = ?", (message_id, reply_id))
+            return True
+        except sqlite3.IntegrityError:
+            return False
+
+    def due_replies(self, now: float, limit: int = 50) -> list[Reply]:
+        rows = self._all(
+            "SELECT * FROM replies WHERE state IN ('pending', 'posting') AND next_attempt_at <= ?"
+            " ORDER BY case_id, id LIMIT ?",
+            (now, limit),
+        )
+        return [_reply(r) for r in rows]
+
+    def count_replies(self, state: str = "pending") -> int:
+        row = self._one("SELECT COUNT(*) AS n FROM replies WHERE state = ?", (state,))
+        return int(row["n"]) if row else 0
+
+    def reply(self, reply_id: int) -> Reply | None:
+        row = self._one("SELECT * FROM replies WHERE id = ?", (reply_id,))
+        return None if row is None else _reply(row)
+
+    def mark_reply_posting(self, reply_id: int) -> None:
+        self._exec("UPDATE replies SET state = 'posting' WHERE id = ?", (reply_id,))
+
+    def record_reply_part(self, reply_id: int, post_id: str) -> None:
+        with self.transaction() as c:
+            row = c.execute("SELECT post_ids FROM replies WHERE id = ?", (reply_id,)).fetchone()
+            ids = json.loads(row["post_ids"]) + [post_id]
+            c.execute(
+                "UPDATE replies SET post_ids = ?, parts_posted = ? WHERE id = ?",
+                (json.dumps(ids), len(ids), reply_id),
+            )
+
+    def finish_reply(self, reply_id: int, state: str = "posted", error: str | None = None) -> None:
+        self._exec(
+            "UPDATE replies SET state = ?, posted_at = ?, last_error = ? WHERE id = ?",
+            (state, self._clock(), error, reply_id),
+        )
+
+    def retry_reply_later(self, reply_id: int, delay: float, error: str) -> None:
+        self._exec(
+            "UPDATE replies SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?",
+            (self._clock() + delay, error[:500], reply_id),
+        )
