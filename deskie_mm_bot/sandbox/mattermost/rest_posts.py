@@ -1,0 +1,201 @@
+"""REST handlers: posts and files."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import BodyPartReader, MultipartReader
+
+from .rest_channels import check_read
+from .routing import Ctx, Result, Router
+from .state import State
+from .util import AppError, bad_request, forbidden
+
+SINCE_LIMIT = 1000
+
+
+def post_list(posts: list[dict[str, Any]], next_id: str = "", prev_id: str = "") -> dict[str, Any]:
+    """A PostList; ``posts`` must already be newest first."""
+    return {
+        "order": [p["id"] for p in posts],
+        "posts": {p["id"]: p for p in posts},
+        "next_post_id": next_id,
+        "prev_post_id": prev_id,
+        "has_next": False,
+        "first_inaccessible_post_time": 0,
+    }
+
+
+def register(router: Router, state: State) -> None:
+    async def create_post(ctx: Ctx) -> Any:
+        body = await ctx.json_object()
+        channel_id = body.get("channel_id")
+        if not isinstance(channel_id, str) or not channel_id:
+            raise bad_request("channel_id")
+        message = body.get("message") or ""
+        if not isinstance(message, str):
+            raise bad_request("message")
+        file_ids = body.get("file_ids") or []
+        if not isinstance(file_ids, list):
+            raise bad_request("file_ids")
+        props = body.get("props") if isinstance(body.get("props"), dict) else None
+        post = state.create_post(
+            ctx.user_id,
+            channel_id,
+            message,
+            root_id=str(body.get("root_id") or ""),
+            props=props,
+            file_ids=[str(f) for f in file_ids],
+            type=str(body.get("type") or ""),
+            pending_post_id=str(body.get("pending_post_id") or ""),
+        )
+        return Result(post, 201)
+
+    def _readable_post(ctx: Ctx) -> dict[str, Any]:
+        post = state.post(ctx.params["post_id"])
+        check_read(state, post["channel_id"], ctx.user_id)
+        return post
+
+    async def get_post(ctx: Ctx) -> Any:
+        with state.lock:
+            return state.post_json(_readable_post(ctx))
+
+    def _own_post(ctx: Ctx) -> dict[str, Any]:
+        post = _readable_post(ctx)
+        if post["user_id"] != ctx.user_id:
+            raise forbidden()
+        return post
+
+    async def patch_post(ctx: Ctx) -> Any:
+        body = await ctx.json_object()
+        post = _own_post(ctx)
+        message = body.get("message")
+        props = body.get("props")
+        return state.patch_post(
+            post["id"],
+            message=message if isinstance(message, str) else None,
+            props=props if isinstance(props, dict) else None,
+        )
+
+    async def update_post(ctx: Ctx) -> Any:
+        body = await ctx.json_object()
+        post = _own_post(ctx)
+        if body.get("id") not in (None, post["id"]):
+            raise bad_request("id")
+        return state.patch_post(post["id"], message=str(body.get("message", "")))
+
+    async def delete_post(ctx: Ctx) -> Any:
+        _own_post(ctx)
+        state.delete_post(ctx.params["post_id"])
+        return {"status": "OK"}
+
+    async def thread(ctx: Ctx) -> Any:
+        _readable_post(ctx)
+        posts = state.thread_posts(ctx.params["post_id"])
+        return post_list(list(reversed(posts)))
+
+    async def channel_posts(ctx: Ctx) -> Any:
+        cid = ctx.params["channel_id"]
+        check_read(state, cid, ctx.user_id)
+        include_deleted = ctx.query.get("include_deleted") == "true"
+        since = ctx.int_query("since", 0)
+        if since > 0:
+            posts = [p for p in state.channel_posts(cid, include_deleted=True) if p["update_at"] > since]
+            posts = list(reversed(posts))[:SINCE_LIMIT]
+            return post_list(posts)
+        posts = list(reversed(state.channel_posts(cid, include_deleted=include_deleted)))
+        before = ctx.query.get("before", "")
+        after = ctx.query.get("after", "")
+        page = max(ctx.int_query("page", 0), 0)
+        per_page = min(max(ctx.int_query("per_page", 60), 1), 200)
+        ids = [p["id"] for p in posts]
+        if before:
+            if before not in ids:
+                return post_list([])
+            posts = posts[ids.index(before) + 1 :]
+        elif after:
+            if after not in ids:
+                return post_list([])
+            older_first = list(reversed(posts[: ids.index(after)]))
+            chunk = older_first[page * per_page : (page + 1) * per_page]
+            return post_list(list(reversed(chunk)))
+        start = page * per_page
+        chunk = posts[start : start + per_page]
+        next_id = posts[start - 1]["id"] if 0 < start <= len(posts) and chunk else ""
+        prev_id = posts[start + per_page]["id"] if start + per_page < len(posts) else ""
+        return post_list(chunk, next_id, prev_id)
+
+    async def upload(ctx: Ctx) -> Any:
+        channel_id = ctx.query.get("channel_id", "")
+        client_ids: list[str] = []
+        parts: list[tuple[str, bytes, str | None]] = []
+        ctype = ctx.request.headers.get("Content-Type", "")
+        if ctype.startswith("multipart/"):
+            reader: MultipartReader = await ctx.request.multipart()
+            while True:
+                part = await reader.next()
+                if part is None:
+                    break
+                if not isinstance(part, BodyPartReader):
+                    continue
+                if part.name == "channel_id":
+                    channel_id = (await part.text()).strip()
+                elif part.name == "client_ids":
+                    client_ids.append((await part.text()).strip())
+                elif part.name == "files" or part.filename:
+                    data = bytes(await part.read())
+                    mime = part.headers.get("Content-Type")
+                    if mime in ("application/octet-stream", None):
+                        mime = None
+                    parts.append((part.filename or "file", data, mime))
+        else:
+            filename = ctx.query.get("filename", "")
+            if not filename:
+                raise bad_request("filename")
+            parts.append((filename, await ctx.request.read(), None))
+            if ctx.query.get("client_id"):
+                client_ids.append(ctx.query["client_id"])
+        if not channel_id:
+            raise bad_request("channel_id")
+        if not parts:
+            raise AppError(
+                400,
+                "api.file.upload_file.incorrect_number_of_files.app_error",
+                "Unable to upload files. Incorrect number of files specified.",
+            )
+        check_read(state, channel_id, ctx.user_id)
+        infos = [state.upload_file(ctx.user_id, channel_id, name, data, mime) for name, data, mime in parts]
+        return Result({"file_infos": infos, "client_ids": client_ids}, 201)
+
+    def _readable_file(ctx: Ctx) -> tuple[dict[str, Any], bytes]:
+        info, data = state.file(ctx.params["file_id"])
+        if info["user_id"] != ctx.user_id:
+            check_read(state, info["channel_id"], ctx.user_id)
+        return info, data
+
+    async def get_file(ctx: Ctx) -> Any:
+        info, data = _readable_file(ctx)
+        name = info["name"].replace('"', "")
+        return Result(
+            None,
+            raw=data,
+            headers={
+                "Content-Type": info["mime_type"],
+                "Content-Disposition": f'attachment;filename="{name}"',
+            },
+        )
+
+    async def get_file_info(ctx: Ctx) -> Any:
+        return dict(_readable_file(ctx)[0])
+
+    r = router.add
+    r("POST", "/api/v4/posts", create_post)
+    r("GET", "/api/v4/posts/{post_id}", get_post)
+    r("PUT", "/api/v4/posts/{post_id}", update_post)
+    r("DELETE", "/api/v4/posts/{post_id}", delete_post)
+    r("PUT", "/api/v4/posts/{post_id}/patch", patch_post)
+    r("GET", "/api/v4/posts/{post_id}/thread", thread)
+    r("GET", "/api/v4/channels/{channel_id}/posts", channel_posts)
+    r("POST", "/api/v4/files", upload)
+    r("GET", "/api/v4/files/{file_id}", get_file)
+    r("GET", "/api/v4/files/{file_id}/info", get_file_info)

@@ -1,0 +1,315 @@
+"""``MattermostEmulator``: an aiohttp Mattermost server in a background thread, plus its control API."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from . import control, rest_channels, rest_posts, rest_users
+from .models import Event
+from .routing import METHOD_NOT_ALLOWED, NOT_FOUND, Ctx, Result, Router, error_response, json_response
+from .state import State
+from .util import AppError, new_id, unauthorized
+from .websocket import Hub
+
+T = TypeVar("T")
+WEBSOCKET_PATHS = ("/api/v4/websocket", "/api/v4/websocket/")
+
+
+class MattermostEmulator:
+    """A faithful-enough Mattermost server for tests and the sandbox demo (REST, websocket, faults)."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        ping_interval: float = 60.0,
+        server_version: str = "10.11.0",
+        reap_after: float = 300.0,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.server_version = server_version
+        self.state = State()
+        self.hub = Hub(self.state, server_version, ping_interval, reap_after)
+        self.router = Router()
+        rest_users.register(self.router, self.state)
+        rest_channels.register(self.router, self.state)
+        rest_posts.register(self.router, self.state)
+        control.register(self.router, self)
+        self.router.add("GET", "/api/v4/system/ping", self._system_ping, auth=False)
+        self._log: list[dict[str, Any]] = []
+        self._log_lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._reaper: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> MattermostEmulator:
+        if self._thread is not None:
+            return self
+        ready: Future[None] = Future()
+        self._thread = threading.Thread(
+            target=self._run, args=(ready,), name="mattermost-emulator", daemon=True
+        )
+        self._thread.start()
+        ready.result(timeout=15)
+        return self
+
+    def _run(self, ready: Future[None]) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._serve())
+        except BaseException as exc:  # pragma: no cover - startup failure
+            if not ready.done():
+                ready.set_exception(exc)
+            loop.close()
+            return
+        self.state.publish = self._publish
+        ready.set_result(None)
+        loop.run_forever()
+        loop.close()
+
+    async def _serve(self) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        server = site._server
+        if server is not None and getattr(server, "sockets", None):
+            self.port = server.sockets[0].getsockname()[1]
+        self._reaper = asyncio.get_running_loop().create_task(self.hub.reaper())
+
+    def stop(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+
+        async def shutdown() -> None:
+            self.hub.drop(resumable=False)
+            if self._reaper is not None:
+                self._reaper.cancel()
+            if self._runner is not None:
+                await self._runner.cleanup()
+
+        try:
+            asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout=10)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=10)
+            self._loop = None
+            self._thread = None
+            self.state.publish = lambda event: None
+
+    def __enter__(self) -> MattermostEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _publish(self, event: Event) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.hub.deliver, event)
+
+    def _on_loop(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the emulator loop and return its result (directly if already there)."""
+        loop = self._loop
+        if loop is None:
+            return fn()
+        if self._thread is threading.current_thread():
+            return fn()
+
+        async def call() -> T:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(call(), loop).result(timeout=10)
+
+    # ------------------------------------------------------------------ HTTP dispatch
+    async def _system_ping(self, ctx: Ctx) -> Any:
+        return {"status": "OK", "ActiveSearchBackend": "database"}
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        if path in WEBSOCKET_PATHS and request.method == "GET":
+            if self.hub.reject:
+                err = AppError(503, "api.web_socket.unavailable.app_error", "Service unavailable.")
+                return error_response(err, new_id(), self.hub.version_string, "GET")
+            return await self.hub.handle(request)
+        response = await self._handle_http(request)
+        if path.startswith("/api/v4"):
+            entry = {
+                "method": request.method,
+                "path": path,
+                "query": dict(request.query),
+                "status": response.status,
+            }
+            with self._log_lock:
+                self._log.append(entry)
+        return response
+
+    async def _handle_http(self, request: web.Request) -> web.Response:
+        version = self.hub.version_string
+        method = request.method
+        matched = self.router.match(method, request.path)
+        request_id = new_id()
+        if isinstance(matched, str):
+            err = NOT_FOUND if matched == "404" else METHOD_NOT_ALLOWED
+            return error_response(err, request_id, version, method)
+        handler, params, auth = matched
+        ctx = Ctx(request, params, request_id=request_id)
+        try:
+            if auth:
+                user_id = self.state.user_for_token(self.hub._header_token(request))
+                if user_id is None:
+                    raise unauthorized()
+                ctx.user_id = user_id
+            result = await handler(ctx)
+        except AppError as err:
+            return error_response(err, request_id, version, method)
+        except (KeyError, TypeError, IndexError) as exc:
+            err = AppError(
+                400, "api.context.invalid_body_param.app_error", f"Invalid or missing parameter: {exc}"
+            )
+            return error_response(err, request_id, version, method)
+        except Exception as exc:  # pragma: no cover - emulator bug
+            err = AppError(500, "app.emulator.internal.app_error", f"{type(exc).__name__}: {exc}")
+            return error_response(err, request_id, version, method)
+        if isinstance(result, Result):
+            if result.raw is not None:
+                headers = {"X-Request-Id": request_id, "X-Version-Id": version, **result.headers}
+                if method == "GET":
+                    headers["Expires"] = "0"
+                return web.Response(body=result.raw, status=result.status, headers=headers)
+            return json_response(result.body, result.status, request_id, version, method)
+        return json_response(result, 200, request_id, version, method)
+
+    # ------------------------------------------------------------------ control API: data
+    def add_team(self, name: str, display_name: str | None = None) -> dict[str, Any]:
+        return self.state.add_team(name, display_name)
+
+    def add_user(
+        self,
+        username: str,
+        first_name: str = "",
+        last_name: str = "",
+        email: str | None = None,
+        is_bot: bool = False,
+    ) -> dict[str, Any]:
+        return self.state.add_user(username, first_name, last_name, email, is_bot)
+
+    def add_bot(self, username: str, display_name: str = "") -> tuple[dict[str, Any], str]:
+        user = self.state.add_user(username, display_name, "", None, True)
+        return user, self.state.create_token(user["id"])
+
+    def create_token(self, user_id: str) -> str:
+        return self.state.create_token(user_id)
+
+    def revoke_token(self, token: str) -> None:
+        self.state.revoke_token(token)
+        if self._loop is not None:
+            self._on_loop(lambda: self.hub.revoke(token))
+
+    def add_team_member(self, team_id: str, user_id: str) -> None:
+        self.state.add_team_member(team_id, user_id)
+
+    def add_channel(
+        self, team_id: str, name: str, display_name: str | None = None, type: str = "O"
+    ) -> dict[str, Any]:
+        return self.state.add_channel(team_id, name, display_name, type)
+
+    def add_channel_member(self, channel_id: str, user_id: str) -> None:
+        self.state.add_channel_member(channel_id, user_id)
+
+    def remove_channel_member(self, channel_id: str, user_id: str) -> None:
+        self.state.remove_channel_member(channel_id, user_id)
+
+    def direct_channel(self, user_a: str, user_b: str) -> dict[str, Any]:
+        return self.state.direct_channel(user_a, user_b)
+
+    def group_channel(self, user_ids: list[str]) -> dict[str, Any]:
+        return self.state.group_channel(list(user_ids))
+
+    def post_as(
+        self,
+        user_id: str,
+        channel_id: str,
+        message: str,
+        root_id: str = "",
+        props: dict[str, Any] | None = None,
+        file_ids: list[str] | None = None,
+        type: str = "",
+    ) -> dict[str, Any]:
+        return self.state.create_post(user_id, channel_id, message, root_id, props, file_ids, type)
+
+    def edit_post(self, post_id: str, message: str) -> dict[str, Any]:
+        return self.state.patch_post(post_id, message=message)
+
+    def delete_post(self, post_id: str) -> dict[str, Any]:
+        return self.state.delete_post(post_id)
+
+    def upload_file(
+        self, user_id: str, channel_id: str, name: str, data: bytes, mime_type: str | None = None
+    ) -> dict[str, Any]:
+        return self.state.upload_file(user_id, channel_id, name, data, mime_type)
+
+    def posts_in(self, channel_id: str, include_deleted: bool = False) -> list[dict[str, Any]]:
+        return self.state.channel_posts(channel_id, include_deleted=include_deleted)
+
+    def get_user(self, user_id: str) -> dict[str, Any]:
+        with self.state.lock:
+            return copy.deepcopy(self.state.user(user_id))
+
+    def get_channel(self, channel_id: str) -> dict[str, Any]:
+        with self.state.lock:
+            return copy.deepcopy(self.state.channel(channel_id))
+
+    # ------------------------------------------------------------------ control API: faults and observation
+    def drop_connections(self, resumable: bool = True) -> None:
+        self._on_loop(lambda: self.hub.drop(resumable))
+
+    def set_silent(self, flag: bool) -> None:
+        self.hub.silent = bool(flag)
+
+    def set_reject_websocket(self, flag: bool) -> None:
+        self.hub.reject = bool(flag)
+
+    @property
+    def request_log(self) -> list[dict[str, Any]]:
+        with self._log_lock:
+            return copy.deepcopy(self._log)
+
+    def clear_request_log(self) -> None:
+        with self._log_lock:
+            self._log.clear()
+
+    def connection_count(self) -> int:
+        return self._on_loop(self.hub.connection_count)
+
+    @staticmethod
+    def wait_for(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.02) -> T:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"condition not met within {timeout} s")
+            time.sleep(interval)
