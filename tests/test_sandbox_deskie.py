@@ -45,7 +45,9 @@ class Hook:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
 
     def close(self) -> None:
@@ -77,10 +79,24 @@ def s() -> Iterator[requests.Session]:
         yield sess
 
 
-def new_case(emu: DeskieEmulator, s: requests.Session, custom_id: str = "mm:u1", content: str = "Hello",
-             channel: str = CH, **extra: Any) -> dict[str, Any]:
-    body = {"case": {"channel": channel, "user_custom_id": custom_id, "user_full_name": "Jane Doe",
-                     "subject": "Question", "content": content, **extra}}
+def new_case(
+    emu: DeskieEmulator,
+    s: requests.Session,
+    custom_id: str = "mm:u1",
+    content: str = "Hello",
+    channel: str = CH,
+    **extra: Any,
+) -> dict[str, Any]:
+    body = {
+        "case": {
+            "channel": channel,
+            "user_custom_id": custom_id,
+            "user_full_name": "Jane Doe",
+            "subject": "Question",
+            "content": content,
+            **extra,
+        }
+    }
     r = s.post(f"{emu.url}/api/cases.json", json=body)
     assert r.status_code == 201, r.text
     return r.json()["case"]
@@ -101,7 +117,9 @@ def test_bad_credentials_401(emu: DeskieEmulator) -> None:
 
 
 # ----------------------------------------------------------------------------- cases
-def test_create_case_returns_201_with_case_and_first_customer_message(emu: DeskieEmulator, s: requests.Session) -> None:
+def test_create_case_returns_201_with_case_and_first_customer_message(
+    emu: DeskieEmulator, s: requests.Session
+) -> None:
     case = new_case(emu, s, content="I need help")
     assert isinstance(case["case_id"], int)
     assert re.fullmatch(r"\d{3}-\d{6}", case["case_number"])
@@ -114,7 +132,9 @@ def test_create_case_returns_201_with_case_and_first_customer_message(emu: Deski
     assert msgs[0]["content"] == "I need help" and msgs[0]["note"] is False
 
 
-def test_create_case_in_custom_channel_reuses_user_by_custom_id(emu: DeskieEmulator, s: requests.Session) -> None:
+def test_create_case_in_custom_channel_reuses_user_by_custom_id(
+    emu: DeskieEmulator, s: requests.Session
+) -> None:
     emu.add_custom_channel("cch13", "Other")
     a = new_case(emu, s, "mm:u1")
     b = new_case(emu, s, "mm:u1")
@@ -122,12 +142,18 @@ def test_create_case_in_custom_channel_reuses_user_by_custom_id(emu: DeskieEmula
     assert a["case_id"] != b["case_id"]
     assert a["user_id"] == b["user_id"] != c["user_id"]
     u = emu.user(a["user_id"])
-    assert u["user_custom_id"] == "mm:u1" and u["user_custom_channel"] == CH and u["user_full_name"] == "Jane Doe"
+    assert (
+        u["user_custom_id"] == "mm:u1"
+        and u["user_custom_channel"] == CH
+        and u["user_full_name"] == "Jane Doe"
+    )
 
 
 def test_create_case_validation_errors(emu: DeskieEmulator, s: requests.Session) -> None:
-    r = s.post(f"{emu.url}/api/cases.json", json={"case": {"channel": CH, "user_custom_id": "x", "content": "hi",
-                                                           "group_id": 999}})
+    r = s.post(
+        f"{emu.url}/api/cases.json",
+        json={"case": {"channel": CH, "user_custom_id": "x", "content": "hi", "group_id": 999}},
+    )
     assert (r.status_code, r.json()) == (400, {"error": "group_not_found"})
     r = s.post(f"{emu.url}/api/cases.json", json={"case": {"channel": CH, "user_custom_id": "x"}})
     assert (r.status_code, r.json()) == (400, {"error": "wrong_params"})
@@ -144,7 +170,9 @@ def test_list_is_object_keyed_with_total_count(emu: DeskieEmulator, s: requests.
     assert set(data) == {"0", "1", "2", "total_count"} and data["total_count"] == 3
     assert all(set(data[k]) == {"case"} for k in ("0", "1", "2"))
     # default sort created_at_desc (ties broken by id)
-    assert [c["case_id"] for c in rows(data, "case")] == sorted((c["case_id"] for c in emu.cases()), reverse=True)
+    assert [c["case_id"] for c in rows(data, "case")] == sorted(
+        (c["case_id"] for c in emu.cases()), reverse=True
+    )
 
 
 def test_times_are_rfc2822_with_offset(s: requests.Session) -> None:
@@ -154,7 +182,9 @@ def test_times_are_rfc2822_with_offset(s: requests.Session) -> None:
         case = new_case(e, s)
         for field in ("created_at", "updated_at"):
             value = case[field]
-            assert re.fullmatch(r"[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} \+0300", value), value
+            assert re.fullmatch(
+                r"[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} \+0300", value
+            ), value
             assert abs(parsedate_to_datetime(value).timestamp() - time.time()) < 5
     with DeskieEmulator(utc_offset_minutes=-300) as e:
         e.add_staff(EMAIL, "Bot", api_key=KEY)
@@ -170,10 +200,12 @@ def test_get_case_by_id_or_number(emu: DeskieEmulator, s: requests.Session) -> N
 
 
 def test_unknown_case_404_case_not_found(emu: DeskieEmulator, s: requests.Session) -> None:
-    for r in (s.get(f"{emu.url}/api/cases/999999.json"),
-              s.get(f"{emu.url}/api/cases/999999/messages.json"),
-              s.post(f"{emu.url}/api/cases/999999/messages.json", json={"message": {"user_id": 1, "content": "x"}}),
-              s.put(f"{emu.url}/api/cases/111-222333.json", json={"case": {"status": "closed"}})):
+    for r in (
+        s.get(f"{emu.url}/api/cases/999999.json"),
+        s.get(f"{emu.url}/api/cases/999999/messages.json"),
+        s.post(f"{emu.url}/api/cases/999999/messages.json", json={"message": {"user_id": 1, "content": "x"}}),
+        s.put(f"{emu.url}/api/cases/111-222333.json", json={"case": {"status": "closed"}}),
+    ):
         assert (r.status_code, r.json()) == (404, {"error": "case_not_found"})
 
 
@@ -187,7 +219,9 @@ def test_update_status_sets_closed_at_and_updated_at(emu: DeskieEmulator, s: req
     assert closed["updated_at"] != case["updated_at"]
     r = s.put(f"{emu.url}/api/cases/{case['case_id']}.json", json={"case": {"status": "bogus"}})
     assert (r.status_code, r.json()) == (400, {"error": "wrong_params"})
-    reopened = s.put(f"{emu.url}/api/cases/{case['case_id']}.json", json={"case": {"status": "open"}}).json()["case"]
+    reopened = s.put(f"{emu.url}/api/cases/{case['case_id']}.json", json={"case": {"status": "open"}}).json()[
+        "case"
+    ]
     assert reopened["closed_at"] == "-" and reopened["status"] == "open"
 
 
@@ -213,7 +247,10 @@ def test_from_updated_time_filters_and_sorts(emu: DeskieEmulator, s: requests.Se
     from datetime import datetime, timedelta, timezone
 
     local = datetime.fromtimestamp(t_b, tz=timezone(timedelta(hours=3)))
-    assert ids(from_updated_time=local.strftime("%Y-%m-%d %H:%M:%S"), sort="updated_at_asc") == [b["case_id"], a["case_id"]]
+    assert ids(from_updated_time=local.strftime("%Y-%m-%d %H:%M:%S"), sort="updated_at_asc") == [
+        b["case_id"],
+        a["case_id"],
+    ]
     assert ids(from_time=local.strftime("%Y-%m-%d %H:%M:%S")) == [b["case_id"]]
     assert set(ids(from_time=local.strftime("%d.%m.%Y"), to_time="2999-01-01")) >= {b["case_id"]}
     r = s.get(f"{emu.url}/api/cases.json", params={"from_updated_time": "yesterday"})
@@ -236,7 +273,11 @@ def test_case_filters_channel_status_user_custom_id_anchors(emu: DeskieEmulator,
     assert ids({"user_custom_id": "mm:abc^"}) == {c1["case_id"], c3["case_id"]}
     assert ids({"channel": "cch13"}) == {c3["case_id"]}
     assert ids({"status": "closed"}) == {c2["case_id"]}
-    assert ids([("status[]", "open"), ("status[]", "closed")]) == {c1["case_id"], c2["case_id"], c3["case_id"]}
+    assert ids([("status[]", "open"), ("status[]", "closed")]) == {
+        c1["case_id"],
+        c2["case_id"],
+        c3["case_id"],
+    }
     assert ids({"user_id": c1["user_id"]}) == {c1["case_id"]}
 
 
@@ -252,13 +293,17 @@ def test_cases_paging_and_limit_bounds(emu: DeskieEmulator, s: requests.Session)
 
 
 # -------------------------------------------------------------------------- messages
-def test_customer_message_reopens_status_and_changes_updated_at(emu: DeskieEmulator, s: requests.Session) -> None:
+def test_customer_message_reopens_status_and_changes_updated_at(
+    emu: DeskieEmulator, s: requests.Session
+) -> None:
     case = new_case(emu, s)
     emu.agent_reply(case["case_id"], "Hi, how can I help?")
     assert emu.get_case(case["case_id"])["status"] == "waiting"
     emu.advance_clock(60)
-    r = s.post(f"{emu.url}/api/cases/{case['case_id']}/messages.json",
-               json={"message": {"user_id": case["user_id"], "content": "More details"}})
+    r = s.post(
+        f"{emu.url}/api/cases/{case['case_id']}/messages.json",
+        json={"message": {"user_id": case["user_id"], "content": "More details"}},
+    )
     assert r.status_code == 201
     msg = r.json()["message"]
     assert msg["user_id"] == case["user_id"] and msg["staff_id"] == 0 and msg["content"] == "More details"
@@ -277,8 +322,10 @@ def test_message_ids_increase_account_wide(emu: DeskieEmulator, s: requests.Sess
 def test_message_to_closed_case_refused(emu: DeskieEmulator, s: requests.Session) -> None:
     case = new_case(emu, s)
     emu.close_case(case["case_id"])
-    r = s.post(f"{emu.url}/api/cases/{case['case_id']}/messages.json",
-               json={"message": {"user_id": case["user_id"], "content": "still there?"}})
+    r = s.post(
+        f"{emu.url}/api/cases/{case['case_id']}/messages.json",
+        json={"message": {"user_id": case["user_id"], "content": "still there?"}},
+    )
     assert (r.status_code, r.json()) == (400, {"error": "case_closed"})
     assert len(emu.messages(case["case_id"])) == 1
     assert emu.get_case(case["case_id"])["status"] == "closed"
@@ -286,8 +333,10 @@ def test_message_to_closed_case_refused(emu: DeskieEmulator, s: requests.Session
 
 def test_customer_message_with_wrong_user_refused(emu: DeskieEmulator, s: requests.Session) -> None:
     a, b = new_case(emu, s, "mm:a"), new_case(emu, s, "mm:b")
-    r = s.post(f"{emu.url}/api/cases/{a['case_id']}/messages.json",
-               json={"message": {"user_id": b["user_id"], "content": "hijack"}})
+    r = s.post(
+        f"{emu.url}/api/cases/{a['case_id']}/messages.json",
+        json={"message": {"user_id": b["user_id"], "content": "hijack"}},
+    )
     assert (r.status_code, r.json()) == (400, {"error": "incorrect_user"})
     r = s.post(f"{emu.url}/api/cases/{a['case_id']}/messages.json", json={"message": {"content": "who?"}})
     assert (r.status_code, r.json()) == (400, {"error": "wrong_params"})
@@ -297,8 +346,10 @@ def test_customer_message_with_wrong_user_refused(emu: DeskieEmulator, s: reques
 def test_staff_message_via_api_sets_waiting(emu: DeskieEmulator, s: requests.Session) -> None:
     case = new_case(emu, s)
     staff_id = int(rows(s.get(f"{emu.url}/api/staff.json").json(), "staff")[1]["staff_id"])
-    r = s.post(f"{emu.url}/api/cases/{case['case_number']}/messages.json",
-               json={"message": {"staff_id": staff_id, "content": "Answer"}})
+    r = s.post(
+        f"{emu.url}/api/cases/{case['case_number']}/messages.json",
+        json={"message": {"staff_id": staff_id, "content": "Answer"}},
+    )
     assert r.status_code == 201 and r.json()["message"]["staff_id"] == staff_id
     after = emu.get_case(case["case_id"])
     assert after["status"] == "waiting" and after["staff_id"] == staff_id and after["last_response_at"] != "-"
@@ -328,8 +379,18 @@ def test_messages_paging_and_order(emu: DeskieEmulator, s: requests.Session) -> 
     assert [m["content"] for m in rows(p2, "message")] == ["m3", "m4", "m5"] and p2["total_count"] == 7
     d1 = s.get(base, params={"order": "desc", "limit": 2}).json()
     assert [m["content"] for m in rows(d1, "message")] == ["m6", "m5"]
-    fields = {"message_id", "user_id", "staff_id", "content", "content_html", "attachments", "note",
-              "sent_via_rule", "created_at", "sent_at"}
+    fields = {
+        "message_id",
+        "user_id",
+        "staff_id",
+        "content",
+        "content_html",
+        "attachments",
+        "note",
+        "sent_via_rule",
+        "created_at",
+        "sent_at",
+    }
     assert fields <= set(rows(d1, "message")[0])
 
 
@@ -347,24 +408,37 @@ def test_note_is_a_message_with_note_flag(emu: DeskieEmulator, s: requests.Sessi
 def test_multipart_message_with_attachment_and_size_limit(emu: DeskieEmulator, s: requests.Session) -> None:
     case = new_case(emu, s)
     url = f"{emu.url}/api/cases/{case['case_id']}/messages.json"
-    r = s.post(url, data={"message[user_id]": str(case["user_id"]), "message[content]": "see file"},
-               files={"message[attachments][0]": ("shot.png", b"\x89PNG-data", "image/png")})
+    r = s.post(
+        url,
+        data={"message[user_id]": str(case["user_id"]), "message[content]": "see file"},
+        files={"message[attachments][0]": ("shot.png", b"\x89PNG-data", "image/png")},
+    )
     assert r.status_code == 201, r.text
     att = r.json()["message"]["attachments"][0]
     assert (att["file_name"], att["file_size"], att["mime_type"]) == ("shot.png", 9, "image/png")
     assert requests.get(att["url"]).content == b"\x89PNG-data"
     big = b"x" * (25 * 1024 * 1024 + 1)
-    r = s.post(url, data={"message[user_id]": str(case["user_id"]), "message[content]": "too big"},
-               files={"message[attachments][0]": ("big.bin", big, "application/octet-stream")})
+    r = s.post(
+        url,
+        data={"message[user_id]": str(case["user_id"]), "message[content]": "too big"},
+        files={"message[attachments][0]": ("big.bin", big, "application/octet-stream")},
+    )
     assert r.status_code == 400 and "error" in r.json()
     assert len(emu.messages(case["case_id"])) == 2
 
 
 def test_multipart_create_case(emu: DeskieEmulator, s: requests.Session) -> None:
-    r = s.post(f"{emu.url}/api/cases.json",
-               data={"case[channel]": CH, "case[user_custom_id]": "mm:f", "case[user_full_name]": "F",
-                     "case[subject]": "files", "case[content]": "docs attached"},
-               files={"case[attachments][1]": ("a.pdf", b"%PDF", "application/pdf")})
+    r = s.post(
+        f"{emu.url}/api/cases.json",
+        data={
+            "case[channel]": CH,
+            "case[user_custom_id]": "mm:f",
+            "case[user_full_name]": "F",
+            "case[subject]": "files",
+            "case[content]": "docs attached",
+        },
+        files={"case[attachments][1]": ("a.pdf", b"%PDF", "application/pdf")},
+    )
     assert r.status_code == 201, r.text
     msg = emu.messages(r.json()["case"]["case_id"])[0]
     assert msg["attachments"][0]["file_name"] == "a.pdf"
@@ -374,7 +448,9 @@ def test_multipart_create_case(emu: DeskieEmulator, s: requests.Session) -> None
 def test_users_lookup_by_custom_id_and_channel(emu: DeskieEmulator, s: requests.Session) -> None:
     a = new_case(emu, s, "mm:abc")
     new_case(emu, s, "mm:abcd")
-    data = s.get(f"{emu.url}/api/users.json", params={"user_custom_id": "^mm:abc^", "user_custom_channel": CH}).json()
+    data = s.get(
+        f"{emu.url}/api/users.json", params={"user_custom_id": "^mm:abc^", "user_custom_channel": CH}
+    ).json()
     assert data["total_count"] == 1 and rows(data, "user")[0]["user_id"] == a["user_id"]
     assert s.get(f"{emu.url}/api/users.json", params={"user_custom_id": "mm:abc"}).json()["total_count"] == 2
     one = s.get(f"{emu.url}/api/users/{a['user_id']}.json").json()["user"]
@@ -387,13 +463,23 @@ def test_groups_staff_and_custom_channels(emu: DeskieEmulator, s: requests.Sessi
     emu.set_webhook_url(CH, hook.url)
     groups = rows(s.get(f"{emu.url}/api/groups.json").json(), "group")
     assert [g["group_title"] for g in groups] == ["Support"]
-    assert s.get(f"{emu.url}/api/groups/{groups[0]['group_id']}.json").json()["group"]["group_title"] == "Support"
+    assert (
+        s.get(f"{emu.url}/api/groups/{groups[0]['group_id']}.json").json()["group"]["group_title"]
+        == "Support"
+    )
     assert s.get(f"{emu.url}/api/groups/1.json").json() == {"error": "group_not_found"}
     staff = rows(s.get(f"{emu.url}/api/staff.json").json(), "staff")
     assert [x["staff_email"] for x in staff] == [EMAIL, "alice@acme.io"]
-    assert s.get(f"{emu.url}/api/staff/{staff[1]['staff_id']}.json").json()["staff"]["staff_full_name"] == "Alice Agent"
+    assert (
+        s.get(f"{emu.url}/api/staff/{staff[1]['staff_id']}.json").json()["staff"]["staff_full_name"]
+        == "Alice Agent"
+    )
     chans = rows(s.get(f"{emu.url}/api/custom_channels.json").json(), "custom_channel")
-    assert chans[0]["channel_api_key"] == CH and chans[0]["webhook_url"] == hook.url and chans[0]["channel_id"] == 12
+    assert (
+        chans[0]["channel_api_key"] == CH
+        and chans[0]["webhook_url"] == hook.url
+        and chans[0]["channel_id"] == 12
+    )
 
 
 # ------------------------------------------------------------------------ rate limit
@@ -419,7 +505,10 @@ def test_over_budget_gets_429_with_retry_after_and_does_nothing(s: requests.Sess
         e.add_custom_channel(CH)
         new_case(e, s, "mm:1")
         new_case(e, s, "mm:2")  # 4 used, 1 left
-        r = s.post(f"{e.url}/api/cases.json", json={"case": {"channel": CH, "user_custom_id": "mm:3", "content": "x"}})
+        r = s.post(
+            f"{e.url}/api/cases.json",
+            json={"case": {"channel": CH, "user_custom_id": "mm:3", "content": "x"}},
+        )
         assert (r.status_code, r.json()) == (429, {"error": "rate_limit_exceeded"})
         assert 1 <= int(r.headers["retry_after"]) <= 2 and r.headers["api_calls_left"] == "1"
         assert len(e.cases()) == 2
@@ -429,8 +518,13 @@ def test_over_budget_gets_429_with_retry_after_and_does_nothing(s: requests.Sess
         assert e.count_429 == 2
         assert [x["cost"] for x in e.request_log if x["status"] == 429] == [0, 0]
         time.sleep(int(r.headers["retry_after"]) + 0.05)
-        assert s.post(f"{e.url}/api/cases.json",
-                      json={"case": {"channel": CH, "user_custom_id": "mm:3", "content": "x"}}).status_code == 201
+        assert (
+            s.post(
+                f"{e.url}/api/cases.json",
+                json={"case": {"channel": CH, "user_custom_id": "mm:3", "content": "x"}},
+            ).status_code
+            == 201
+        )
 
 
 def test_403_rate_style(s: requests.Session) -> None:
@@ -447,8 +541,11 @@ def test_agent_reply_posts_form_encoded_webhook(emu: DeskieEmulator, s: requests
     emu.set_webhook_url(CH, hook.url)
     case = new_case(emu, s, "mm:u1")
     assert emu.webhook_deliveries == []  # customer messages do not fire
-    msg = emu.agent_reply(case["case_id"], html="<p>Hello <b>Jane</b></p>",
-                          attachments=[{"file_name": "a.txt", "mime_type": "text/plain", "data": b"abc"}])
+    msg = emu.agent_reply(
+        case["case_id"],
+        html="<p>Hello <b>Jane</b></p>",
+        attachments=[{"file_name": "a.txt", "mime_type": "text/plain", "data": b"abc"}],
+    )
     emu.wait_for(lambda: hook.received)
     got = hook.received[0]
     assert got["content_type"].startswith("application/x-www-form-urlencoded")
@@ -470,7 +567,9 @@ def test_agent_reply_posts_form_encoded_webhook(emu: DeskieEmulator, s: requests
     assert emu.get_case(case["case_id"])["status"] == "waiting"
 
 
-def test_plain_agent_reply_webhook_has_no_content_html(emu: DeskieEmulator, s: requests.Session, hook: Hook) -> None:
+def test_plain_agent_reply_webhook_has_no_content_html(
+    emu: DeskieEmulator, s: requests.Session, hook: Hook
+) -> None:
     emu.set_webhook_url(CH, hook.url)
     case = new_case(emu, s)
     emu.agent_reply(case["case_id"], "plain")
@@ -491,7 +590,10 @@ def test_api_staff_reply_fires_webhook(emu: DeskieEmulator, s: requests.Session,
     emu.set_webhook_url(CH, hook.url)
     case = new_case(emu, s)
     sid = emu.state.default_staff().staff_id
-    s.post(f"{emu.url}/api/cases/{case['case_id']}/messages.json", json={"message": {"staff_id": sid, "content": "A"}})
+    s.post(
+        f"{emu.url}/api/cases/{case['case_id']}/messages.json",
+        json={"message": {"staff_id": sid, "content": "A"}},
+    )
     assert emu.wait_for(lambda: hook.received)[0]["body"]["object[content]"] == "A"
 
 
@@ -503,7 +605,10 @@ def test_webhook_json_format(emu: DeskieEmulator, s: requests.Session, hook: Hoo
     got = emu.wait_for(lambda: hook.received)[0]
     assert got["content_type"].startswith("application/json")
     assert got["body"]["type"] == "message_new"
-    assert got["body"]["object"]["case_id"] == case["case_id"] and got["body"]["object"]["content"] == "json please"
+    assert (
+        got["body"]["object"]["case_id"] == case["case_id"]
+        and got["body"]["object"]["content"] == "json please"
+    )
 
 
 def test_webhook_retries_then_records_failure(emu: DeskieEmulator, s: requests.Session) -> None:
@@ -594,9 +699,15 @@ def test_throttle_next_and_outage(emu: DeskieEmulator, s: requests.Session) -> N
 
 def test_writes_counter_and_request_log(emu: DeskieEmulator, s: requests.Session) -> None:
     a, b = new_case(emu, s, "mm:a"), new_case(emu, s, "mm:b")
-    s.post(f"{emu.url}/api/cases/{a['case_number']}/messages.json", json={"message": {"user_id": a["user_id"], "content": "1"}})
+    s.post(
+        f"{emu.url}/api/cases/{a['case_number']}/messages.json",
+        json={"message": {"user_id": a["user_id"], "content": "1"}},
+    )
     s.put(f"{emu.url}/api/cases/{a['case_id']}.json", json={"case": {"status": "closed"}})
-    s.post(f"{emu.url}/api/cases/{a['case_id']}/messages.json", json={"message": {"user_id": a["user_id"], "content": "2"}})
+    s.post(
+        f"{emu.url}/api/cases/{a['case_id']}/messages.json",
+        json={"message": {"user_id": a["user_id"], "content": "2"}},
+    )
     s.get(f"{emu.url}/api/cases/{a['case_id']}.json")
     assert emu.writes(a["case_id"]) == 2  # the refused post (case_closed) does not count
     assert emu.writes(b["case_id"]) == 0
@@ -616,18 +727,30 @@ def test_http_control_endpoints(emu: DeskieEmulator, s: requests.Session, hook: 
     emu.wait_for(lambda: hook.received)
     msgs = requests.get(f"{emu.url}/_emu/cases/{case['case_id']}/messages").json()["messages"]
     assert [m["content"] for m in msgs] == ["Hello", "via http"]
-    r = requests.post(f"{emu.url}/_emu/outgoing_case",
-                      json={"channel": CH, "user_custom_id": "mm:z", "user_full_name": "Z", "content": "ping"})
+    r = requests.post(
+        f"{emu.url}/_emu/outgoing_case",
+        json={"channel": CH, "user_custom_id": "mm:z", "user_full_name": "Z", "content": "ping"},
+    )
     assert r.status_code == 200
     assert len(requests.get(f"{emu.url}/_emu/cases").json()["cases"]) == 2
-    assert requests.post(f"{emu.url}/_emu/close_case", json={"case_id": case["case_id"]}).json()["case"]["status"] == "closed"
-    assert requests.post(f"{emu.url}/_emu/faults", json={"kind": "fail", "n": 1, "status": 500}).status_code == 200
+    assert (
+        requests.post(f"{emu.url}/_emu/close_case", json={"case_id": case["case_id"]}).json()["case"][
+            "status"
+        ]
+        == "closed"
+    )
+    assert (
+        requests.post(f"{emu.url}/_emu/faults", json={"kind": "fail", "n": 1, "status": 500}).status_code
+        == 200
+    )
     assert s.get(f"{emu.url}/api/cases.json").status_code == 500
     requests.post(f"{emu.url}/_emu/faults", json={"kind": "throttle", "n": 1, "retry_after": 3})
     assert s.get(f"{emu.url}/api/cases.json").status_code == 429
     counters = requests.get(f"{emu.url}/_emu/counters").json()
     assert counters["count_429"] == 1 and counters["writes"] == 1 and counters["webhook_deliveries"] >= 1
-    assert requests.post(f"{emu.url}/_emu/agent_reply", json={"case_id": 1, "content": "x"}).status_code == 404
+    assert (
+        requests.post(f"{emu.url}/_emu/agent_reply", json={"case_id": 1, "content": "x"}).status_code == 404
+    )
 
 
 def test_control_calls_are_thread_safe(emu: DeskieEmulator, s: requests.Session) -> None:

@@ -32,9 +32,16 @@ def register(app: web.Application, emu: DeskieEmulator) -> None:
 
     async def agent_reply(request: web.Request) -> Any:
         b = await _body(request)
-        return {"message": emu.agent_reply(b["case_id"], content=b.get("content"), html=b.get("html"),
-                                           note=bool(b.get("note", False)), staff_id=b.get("staff_id"),
-                                           attachments=b.get("attachments"))}
+        return {
+            "message": emu.agent_reply(
+                b["case_id"],
+                content=b.get("content"),
+                html=b.get("html"),
+                note=bool(b.get("note", False)),
+                staff_id=b.get("staff_id"),
+                attachments=b.get("attachments"),
+            )
+        }
 
     async def close_case(request: web.Request) -> Any:
         b = await _body(request)
@@ -52,8 +59,16 @@ def register(app: web.Application, emu: DeskieEmulator) -> None:
 
     async def outgoing(request: web.Request) -> Any:
         b = await _body(request)
-        return {"case": emu.create_outgoing_case(b["channel"], b["user_custom_id"], b.get("user_full_name", ""),
-                                                 b["content"], staff_id=b.get("staff_id"), subject=b.get("subject"))}
+        return {
+            "case": emu.create_outgoing_case(
+                b["channel"],
+                b["user_custom_id"],
+                b.get("user_full_name", ""),
+                b["content"],
+                staff_id=b.get("staff_id"),
+                subject=b.get("subject"),
+            )
+        }
 
     async def faults(request: web.Request) -> Any:
         b = await _body(request)

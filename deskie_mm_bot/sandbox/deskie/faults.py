@@ -27,7 +27,9 @@ class FaultPlan:
 
     def push(self, fault: Fault, n: int) -> None:
         with self._lock:
-            self._queue.extend(Fault(fault.kind, fault.status, fault.seconds, fault.retry_after) for _ in range(n))
+            self._queue.extend(
+                Fault(fault.kind, fault.status, fault.seconds, fault.retry_after) for _ in range(n)
+            )
 
     def outage(self, seconds: float, kind: str) -> None:
         if kind not in OUTAGE_KINDS:

@@ -86,7 +86,14 @@ async def read_body(request: web.Request) -> dict[str, Any]:
                 total += len(data)
                 if total > MAX_TOTAL_BYTES:
                     raise BodyError("files_too_large")
-                pairs.append((name, UploadedFile(value.filename or "file", value.content_type or "application/octet-stream", data)))
+                pairs.append(
+                    (
+                        name,
+                        UploadedFile(
+                            value.filename or "file", value.content_type or "application/octet-stream", data
+                        ),
+                    )
+                )
             else:
                 pairs.append((name, value))
         return unflatten(pairs)

@@ -31,8 +31,16 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
 class DeskieEmulator:
     """A faithful in-process Deskie/Omnidesk API (see shared/reference/deskie-api.md)."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, rate_limit_per_minute: int = 1500,
-                 window_seconds: float = 60.0, utc_offset_minutes: int = 180, rate_limit_style: str = "429") -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        rate_limit_per_minute: int = 1500,
+        window_seconds: float = 60.0,
+        utc_offset_minutes: int = 180,
+        rate_limit_style: str = "429",
+    ) -> None:
         if rate_limit_style not in ("429", "403"):
             raise ValueError("rate_limit_style must be '429' or '403'")
         self.host = host
@@ -163,9 +171,13 @@ class DeskieEmulator:
     async def _handle_api(self, request: web.Request) -> web.StreamResponse:
         query: Query = {k: request.query.getall(k) for k in request.query}
         entry: dict[str, Any] = {
-            "method": request.method, "path": request.path,
+            "method": request.method,
+            "path": request.path,
             "query": {k: (v[0] if len(v) == 1 else list(v)) for k, v in query.items()},
-            "status": 0, "cost": 0, "t": time.time(), "case_id": None,
+            "status": 0,
+            "cost": 0,
+            "t": time.time(),
+            "case_id": None,
         }
         with self._log_lock:
             self._request_log.append(entry)
@@ -229,8 +241,13 @@ class DeskieEmulator:
     def add_group(self, title: str) -> dict[str, Any]:
         return self.state.add_group(title)
 
-    def add_custom_channel(self, api_key: str = "cch12", title: str = "Mattermost", webhook_url: str | None = None,
-                           channel_type: str = "sync") -> dict[str, Any]:
+    def add_custom_channel(
+        self,
+        api_key: str = "cch12",
+        title: str = "Mattermost",
+        webhook_url: str | None = None,
+        channel_type: str = "sync",
+    ) -> dict[str, Any]:
         return self.state.add_channel(api_key, title, webhook_url, channel_type)
 
     def set_webhook_url(self, channel_api_key: str, url: str | None) -> None:
@@ -263,13 +280,29 @@ class DeskieEmulator:
             self.state.clock_offset += seconds
 
     # ---------------------------------------------------- control: actions
-    def agent_reply(self, case_id: int | str, content: str | None = None, html: str | None = None, note: bool = False,
-                    staff_id: int | None = None, attachments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    def agent_reply(
+        self,
+        case_id: int | str,
+        content: str | None = None,
+        html: str | None = None,
+        note: bool = False,
+        staff_id: int | None = None,
+        attachments: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
         return self.state.agent_reply(case_id, content, html, note, staff_id, attachments)
 
-    def create_outgoing_case(self, channel: str, user_custom_id: str, user_full_name: str, content: str,
-                             staff_id: int | None = None, subject: str | None = None) -> dict[str, Any]:
-        return self.state.create_outgoing_case(channel, user_custom_id, user_full_name, content, staff_id, subject)
+    def create_outgoing_case(
+        self,
+        channel: str,
+        user_custom_id: str,
+        user_full_name: str,
+        content: str,
+        staff_id: int | None = None,
+        subject: str | None = None,
+    ) -> dict[str, Any]:
+        return self.state.create_outgoing_case(
+            channel, user_custom_id, user_full_name, content, staff_id, subject
+        )
 
     def close_case(self, case_id: int | str) -> dict[str, Any]:
         return self.state.set_status(case_id, "closed")

@@ -98,7 +98,15 @@ class AccountState:
         self.users: dict[int, User] = {}
         self.cases: dict[int, Case] = {}
         self.files: dict[int, Attachment] = {}
-        self._next = {"staff": 20, "group": 40, "user": 100, "case": 2000, "message": 200000, "file": 300, "channel": 1}
+        self._next = {
+            "staff": 20,
+            "group": 40,
+            "user": 100,
+            "case": 2000,
+            "message": 200000,
+            "file": 300,
+            "channel": 1,
+        }
 
     # ----------------------------------------------------------------- basics
     def now(self) -> float:
@@ -133,7 +141,9 @@ class AccountState:
             self.groups[g.group_id] = g
             return g.to_api(self.fmt)
 
-    def add_channel(self, api_key: str, title: str, webhook_url: str | None, channel_type: str) -> dict[str, Any]:
+    def add_channel(
+        self, api_key: str, title: str, webhook_url: str | None, channel_type: str
+    ) -> dict[str, Any]:
         with self.lock:
             if api_key in self.channels:
                 raise ValueError(f"custom channel {api_key!r} already exists")
@@ -183,7 +193,9 @@ class AccountState:
             for u in self.users.values():
                 if u.custom_id == custom_id and u.custom_channel == channel:
                     return u
-            u = User(self._new_id("user"), name or custom_id, now, now, custom_id=custom_id, custom_channel=channel)
+            u = User(
+                self._new_id("user"), name or custom_id, now, now, custom_id=custom_id, custom_channel=channel
+            )
         elif email:
             if "@" not in email:
                 raise ApiError(400, "incorrect_user_email")
@@ -259,8 +271,14 @@ class AccountState:
                     data = data.encode()
                 name = str(item.get("file_name") or "file")
                 size = len(data) if isinstance(data, bytes) else int(item.get("file_size") or 0)
-                att = Attachment(fid, name, size, str(item.get("mime_type") or "application/octet-stream"),
-                                 str(item.get("url") or ""), data if isinstance(data, bytes) else None)
+                att = Attachment(
+                    fid,
+                    name,
+                    size,
+                    str(item.get("mime_type") or "application/octet-stream"),
+                    str(item.get("url") or ""),
+                    data if isinstance(data, bytes) else None,
+                )
             else:
                 raise ApiError(400, "wrong_params")
             if not att.url:
@@ -269,8 +287,17 @@ class AccountState:
             out.append(att)
         return out
 
-    def _add_message(self, case: Case, *, user_id: int, staff_id: int, content: Any, html: Any,
-                     attachments: Any, note: bool) -> Message:
+    def _add_message(
+        self,
+        case: Case,
+        *,
+        user_id: int,
+        staff_id: int,
+        content: Any,
+        html: Any,
+        attachments: Any,
+        note: bool,
+    ) -> Message:
         content_s = "" if content is None else str(content)
         html_s = "" if html is None else str(html)
         atts = self._make_attachments(attachments)
@@ -332,11 +359,15 @@ class AccountState:
             "content": msg.content,
             "note": 1 if msg.note else 0,
             "sent_via_rule": 0,
-            "attachments": [{"url": a.url, "file_name": a.file_name, "mime_type": a.mime_type} for a in msg.attachments],
+            "attachments": [
+                {"url": a.url, "file_name": a.file_name, "mime_type": a.mime_type} for a in msg.attachments
+            ],
         }
         if msg.html_given:
             obj["content_html"] = msg.content_html
-        self.webhook_sink({"url": ch.webhook_url, "case_id": case.case_id, "message_id": msg.message_id, "object": obj})
+        self.webhook_sink(
+            {"url": ch.webhook_url, "case_id": case.case_id, "message_id": msg.message_id, "object": obj}
+        )
 
     def create_case(self, fields: dict[str, Any], *, outgoing_staff_id: int | None = None) -> Case:
         with self.lock:
@@ -345,9 +376,16 @@ class AccountState:
                 raise ApiError(400, "channel_not_found")
             if not channel:
                 channel = "email" if fields.get("user_email") else "web"
-            group_id = (self._resolve_group(fields["group_id"]) if fields.get("group_id") not in (None, "", 0, "0")
-                        else (min(self.groups) if self.groups else 0))
-            staff_id = self._resolve_staff(fields["staff_id"]) if fields.get("staff_id") not in (None, "", 0, "0") else 0
+            group_id = (
+                self._resolve_group(fields["group_id"])
+                if fields.get("group_id") not in (None, "", 0, "0")
+                else (min(self.groups) if self.groups else 0)
+            )
+            staff_id = (
+                self._resolve_staff(fields["staff_id"])
+                if fields.get("staff_id") not in (None, "", 0, "0")
+                else 0
+            )
             priority = str(fields.get("priority") or "normal")
             if priority not in PRIORITIES:
                 raise ApiError(400, "wrong_params")
@@ -369,11 +407,25 @@ class AccountState:
             user = self._find_or_create_user(fields, channel)
             subject = str(fields.get("subject") or "").strip()
             if not subject:
-                subject = (str(content or "") or html_to_text(str(html or ""))).strip().split("\n")[0][:100] or "(no subject)"
+                subject = (str(content or "") or html_to_text(str(html or ""))).strip().split("\n")[0][
+                    :100
+                ] or "(no subject)"
             now = self.now()
             cid = self._new_id("case")
-            case = Case(cid, self.case_number_for(cid), subject, user.user_id, staff_id, group_id, status, priority,
-                        channel, now, now, recipient=user.email or user.custom_id or user.phone)
+            case = Case(
+                cid,
+                self.case_number_for(cid),
+                subject,
+                user.user_id,
+                staff_id,
+                group_id,
+                status,
+                priority,
+                channel,
+                now,
+                now,
+                recipient=user.email or user.custom_id or user.phone,
+            )
             if isinstance(fields.get("custom_fields"), dict):
                 case.custom_fields = dict(fields["custom_fields"])
             if isinstance(fields.get("labels"), list):
@@ -381,14 +433,28 @@ class AccountState:
             self.cases[cid] = case
             if outgoing_staff_id is not None:
                 case.staff_id = case.staff_id or outgoing_staff_id
-                msg = self._add_message(case, user_id=0, staff_id=outgoing_staff_id, content=content, html=html,
-                                        attachments=attachments, note=False)
+                msg = self._add_message(
+                    case,
+                    user_id=0,
+                    staff_id=outgoing_staff_id,
+                    content=content,
+                    html=html,
+                    attachments=attachments,
+                    note=False,
+                )
                 case.status = "waiting"
                 case.last_response = msg.created
                 self._fire_webhook(case, msg)
             else:
-                self._add_message(case, user_id=user.user_id, staff_id=0, content=content, html=html,
-                                  attachments=attachments, note=False)
+                self._add_message(
+                    case,
+                    user_id=user.user_id,
+                    staff_id=0,
+                    content=content,
+                    html=html,
+                    attachments=attachments,
+                    note=False,
+                )
             case.created = case.messages[0].created
             return case
 
@@ -410,8 +476,11 @@ class AccountState:
             if status is not None and status not in STATUSES:
                 raise ApiError(400, "wrong_params")
             group_id = self._resolve_group(fields["group_id"]) if "group_id" in fields else None
-            staff_id = (self._resolve_staff(fields["staff_id"]) if fields.get("staff_id") not in (None, "", 0, "0")
-                        else (0 if "staff_id" in fields else None))
+            staff_id = (
+                self._resolve_staff(fields["staff_id"])
+                if fields.get("staff_id") not in (None, "", 0, "0")
+                else (0 if "staff_id" in fields else None)
+            )
             priority = fields.get("priority")
             if priority is not None and priority not in PRIORITIES:
                 raise ApiError(400, "wrong_params")
@@ -440,7 +509,9 @@ class AccountState:
             v = q_last(q, name)
             if v not in (None, ""):
                 try:
-                    bounds[name] = parse_filter_time(str(v), self.utc_offset_minutes, upper=name.startswith("to_"))
+                    bounds[name] = parse_filter_time(
+                        str(v), self.utc_offset_minutes, upper=name.startswith("to_")
+                    )
                 except ValueError:
                     raise ApiError(400, "wrong_params") from None
         with self.lock:
@@ -457,10 +528,18 @@ class AccountState:
                     cases = [c for c in cases if getattr(c, attr) in ids]
             if prios := q_all(q, "priority"):
                 cases = [c for c in cases if c.priority in prios]
-            for name, attr in (("user_custom_id", "custom_id"), ("user_email", "email"), ("user_phone", "phone")):
+            for name, attr in (
+                ("user_custom_id", "custom_id"),
+                ("user_email", "email"),
+                ("user_phone", "phone"),
+            ):
                 if (v := q_last(q, name)) not in (None, ""):
-                    cases = [c for c in cases if c.user_id in self.users
-                             and text_matches(str(v), getattr(self.users[c.user_id], attr))]
+                    cases = [
+                        c
+                        for c in cases
+                        if c.user_id in self.users
+                        and text_matches(str(v), getattr(self.users[c.user_id], attr))
+                    ]
             if (v := q_last(q, "subject")) not in (None, ""):
                 cases = [c for c in cases if text_matches(str(v), c.subject)]
             if "from_time" in bounds:
@@ -521,17 +600,29 @@ class AccountState:
                     raise ApiError(400, "incorrect_user")
                 if case.status == "closed":
                     raise ApiError(400, "case_closed")
-                msg = self._add_message(case, user_id=uid, staff_id=0, content=fields.get("content"),
-                                        html=fields.get("content_html"), attachments=atts, note=False)
+                msg = self._add_message(
+                    case,
+                    user_id=uid,
+                    staff_id=0,
+                    content=fields.get("content"),
+                    html=fields.get("content_html"),
+                    attachments=atts,
+                    note=False,
+                )
                 case.status = "open"
             else:
                 sid = self._resolve_staff(fields["staff_id"])
-                msg = self._agent_message(case, sid, fields.get("content"), fields.get("content_html"), atts, False)
+                msg = self._agent_message(
+                    case, sid, fields.get("content"), fields.get("content_html"), atts, False
+                )
             return case.case_id, {"message": msg.to_api(self.fmt)}
 
-    def _agent_message(self, case: Case, staff_id: int, content: Any, html: Any, atts: Any, note: bool) -> Message:
-        msg = self._add_message(case, user_id=0, staff_id=staff_id, content=content, html=html,
-                                attachments=atts, note=note)
+    def _agent_message(
+        self, case: Case, staff_id: int, content: Any, html: Any, atts: Any, note: bool
+    ) -> Message:
+        msg = self._add_message(
+            case, user_id=0, staff_id=staff_id, content=content, html=html, attachments=atts, note=note
+        )
         if not note:
             if case.status == "closed":
                 case.closed = None
@@ -548,9 +639,19 @@ class AccountState:
             raise ApiError(400, "wrong_params")
         with self.lock:
             case = self.find_case(ref)
-            sid = self._resolve_staff(fields["staff_id"]) if fields.get("staff_id") not in (None, "", 0, "0") else staff.staff_id
-            msg = self._agent_message(case, sid, fields.get("content"), fields.get("content_html"),
-                                      fields.get("attachments") or fields.get("attachment_urls"), True)
+            sid = (
+                self._resolve_staff(fields["staff_id"])
+                if fields.get("staff_id") not in (None, "", 0, "0")
+                else staff.staff_id
+            )
+            msg = self._agent_message(
+                case,
+                sid,
+                fields.get("content"),
+                fields.get("content_html"),
+                fields.get("attachments") or fields.get("attachment_urls"),
+                True,
+            )
             return case.case_id, {"message": msg.to_api(self.fmt)}
 
     # ------------------------------------------------------ control operations
@@ -560,8 +661,15 @@ class AccountState:
         except ApiError:
             raise KeyError(case_id) from None
 
-    def agent_reply(self, case_id: int | str, content: str | None, html: str | None, note: bool,
-                    staff_id: int | None, attachments: list[dict[str, Any]] | None) -> dict[str, Any]:
+    def agent_reply(
+        self,
+        case_id: int | str,
+        content: str | None,
+        html: str | None,
+        note: bool,
+        staff_id: int | None,
+        attachments: list[dict[str, Any]] | None,
+    ) -> dict[str, Any]:
         with self.lock:
             case = self.control_case(case_id)
             sid = staff_id if staff_id is not None else (case.staff_id or self.default_staff().staff_id)
@@ -573,14 +681,26 @@ class AccountState:
                 raise ValueError(exc.code) from None
             return msg.to_api(self.fmt)
 
-    def create_outgoing_case(self, channel: str, user_custom_id: str, user_full_name: str, content: str,
-                             staff_id: int | None, subject: str | None) -> dict[str, Any]:
+    def create_outgoing_case(
+        self,
+        channel: str,
+        user_custom_id: str,
+        user_full_name: str,
+        content: str,
+        staff_id: int | None,
+        subject: str | None,
+    ) -> dict[str, Any]:
         with self.lock:
             sid = staff_id if staff_id is not None else self.default_staff().staff_id
             if sid not in self.staff:
                 raise KeyError(f"staff {sid}")
-            fields = {"channel": channel, "user_custom_id": user_custom_id, "user_full_name": user_full_name,
-                      "content": content, "subject": subject or ""}
+            fields = {
+                "channel": channel,
+                "user_custom_id": user_custom_id,
+                "user_full_name": user_full_name,
+                "content": content,
+                "subject": subject or "",
+            }
             try:
                 case = self.create_case(fields, outgoing_staff_id=sid)
             except ApiError as exc:
@@ -597,8 +717,11 @@ class AccountState:
 
     def cases_list(self, channel: str | None) -> list[dict[str, Any]]:
         with self.lock:
-            return [c.to_api(self.fmt) for _, c in sorted(self.cases.items())
-                    if channel is None or c.channel == channel]
+            return [
+                c.to_api(self.fmt)
+                for _, c in sorted(self.cases.items())
+                if channel is None or c.channel == channel
+            ]
 
     def messages_list(self, case_id: int | str) -> list[dict[str, Any]]:
         with self.lock:

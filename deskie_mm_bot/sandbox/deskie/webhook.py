@@ -100,15 +100,17 @@ class WebhookDispatcher:
             except requests.RequestException:
                 status = "error"
             with self._lock:
-                self._deliveries.append({
-                    "case_id": event["case_id"],
-                    "message_id": event["message_id"],
-                    "status": status,
-                    "body": body,
-                    "url": event["url"],
-                    "attempt": attempt,
-                    "t": time.time(),
-                })
+                self._deliveries.append(
+                    {
+                        "case_id": event["case_id"],
+                        "message_id": event["message_id"],
+                        "status": status,
+                        "body": body,
+                        "url": event["url"],
+                        "attempt": attempt,
+                        "t": time.time(),
+                    }
+                )
             if isinstance(status, int) and 200 <= status < 300:
                 return
             if attempt <= self.retries:
