@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -11,6 +13,7 @@ import pytest
 import requests
 from mattermostautodriver import TypedDriver
 from mattermostautodriver.exceptions import NoAccessTokenProvided, ResourceNotFound
+from mattermostautodriver.websocket import Websocket
 
 from deskie_mm_bot.sandbox.mattermost import MattermostEmulator
 from deskie_mm_bot.sandbox.mattermost.util import ID_ALPHABET
@@ -316,3 +319,44 @@ def test_request_log_records_rest_calls(world: World) -> None:
     ]
     world.emu.clear_request_log()
     assert world.emu.request_log == []
+
+
+def test_driver_file_upload(world: World) -> None:
+    drv = driver(world)
+    drv.login()
+    resp = drv.files.upload_file(files=("notes.txt", b"abc"), channel_id=world.town["id"])
+    info = resp["file_infos"][0]
+    assert info["name"] == "notes.txt" and info["channel_id"] == world.town["id"]
+    post = drv.posts.create_post(channel_id=world.town["id"], message="see file", file_ids=[info["id"]])
+    assert post["file_ids"] == [info["id"]]
+
+
+@pytest.mark.filterwarnings("ignore:ssl=None is deprecated:DeprecationWarning")
+def test_autodriver_websocket_gets_hello_ok_and_posted(world: World) -> None:
+    drv = driver(world)
+    drv.login()
+    received: list[dict[str, Any]] = []
+
+    async def main() -> None:
+        ws = Websocket(drv.options, world.bot_token)
+        got_post = asyncio.Event()
+
+        async def handler(message: str) -> None:
+            received.append(json.loads(message))
+            if received[-1].get("event") == "posted":
+                got_post.set()
+
+        task = asyncio.create_task(ws.connect(handler))
+        await asyncio.to_thread(world.emu.wait_for, lambda: world.emu.connection_count() == 1, 5)
+        await asyncio.to_thread(world.emu.post_as, world.alice["id"], world.town["id"], "hi @helpbot")
+        await asyncio.wait_for(got_post.wait(), 5)
+        ws.disconnect()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert received[0]["event"] == "hello" and received[0]["seq"] == 0
+    assert received[1] == {"status": "OK", "seq_reply": 1}
+    assert received[2]["event"] == "posted" and received[2]["seq"] == 1
+    assert json.loads(received[2]["data"]["mentions"]) == [world.bot["id"]]

@@ -436,3 +436,45 @@ def test_inactive_connections_are_reaped() -> None:
                 assert hello["event"] == "hello" and hello["data"]["connection_id"] != cid
 
         asyncio.run(main())
+
+
+def test_unauthenticated_socket_is_closed_after_auth_timeout(world: World) -> None:
+    world.emu.hub.auth_timeout = 0.3
+
+    async def main() -> None:
+        async with connect(world.ws_url) as ws:
+            await ws.send(json.dumps({"seq": 1, "action": "ping"}))
+            reply = await recv(ws)
+            assert reply["status"] == "FAIL" and reply["error"]["status_code"] == 401
+            with pytest.raises(ConnectionClosedError):
+                await recv(ws, timeout=2)
+
+    asyncio.run(main())
+
+
+def test_posted_ack_flag_marks_posted_events(world: World) -> None:
+    async def main() -> None:
+        async with connect(world.ws_url + "?posted_ack=true", additional_headers=bearer(world.token)) as ws:
+            await recv(ws)
+            await post_in_thread(world.emu.post_as, world.alice["id"], world.dm["id"], "ack me")
+            assert (await recv_event(ws, "posted"))["data"]["should_ack"] is True
+            await ws.send(json.dumps({"seq": 2, "action": "posted_ack", "data": {}}))
+            assert await recv(ws) == {"status": "OK", "seq_reply": 2}
+
+    asyncio.run(main())
+
+
+def test_direct_added_and_user_added_events(world: World) -> None:
+    carol = world.emu.add_user("carol")
+
+    async def main() -> None:
+        async with connect(world.ws_url, additional_headers=bearer(world.token)) as ws:
+            await recv(ws)
+            dm = await post_in_thread(world.emu.direct_channel, carol["id"], world.bot["id"])
+            evt = await recv_event(ws, "direct_added")
+            assert evt["broadcast"]["channel_id"] == dm["id"]
+            await post_in_thread(world.emu.add_channel_member, world.town["id"], carol["id"])
+            added = await recv_event(ws, "user_added")
+            assert added["data"]["user_id"] == carol["id"]
+
+    asyncio.run(main())

@@ -77,6 +77,13 @@ def register(router: Router, emu: MattermostEmulator) -> None:
         )
         return Result(post, 201)
 
+    async def edit_post(ctx: Ctx) -> Any:
+        b = await ctx.json_object()
+        return emu.edit_post(str(b["post_id"]), str(b["message"]))
+
+    async def delete_post(ctx: Ctx) -> Any:
+        return emu.delete_post(str((await ctx.json_object())["post_id"]))
+
     async def posts(ctx: Ctx) -> Any:
         return emu.posts_in(
             ctx.params["channel_id"], include_deleted=ctx.query.get("include_deleted") == "true"
@@ -110,6 +117,8 @@ def register(router: Router, emu: MattermostEmulator) -> None:
     r("POST", "/_emu/direct", direct, auth=False)
     r("POST", "/_emu/group", group, auth=False)
     r("POST", "/_emu/post_as", post_as, auth=False)
+    r("POST", "/_emu/edit_post", edit_post, auth=False)
+    r("POST", "/_emu/delete_post", delete_post, auth=False)
     r("GET", "/_emu/posts/{channel_id}", posts, auth=False)
     r("POST", "/_emu/drop", drop, auth=False)
     r("POST", "/_emu/silent", silent, auth=False)

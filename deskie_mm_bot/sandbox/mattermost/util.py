@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 import time
 from typing import Any
 
@@ -16,16 +17,18 @@ def new_id() -> str:
 
 
 _last_ms = 0
+_clock_lock = threading.Lock()
 
 
 def now_ms() -> int:
     """Unix milliseconds, strictly increasing within the process (keeps create_at ordering stable)."""
     global _last_ms
-    ms = int(time.time() * 1000)
-    if ms <= _last_ms:
-        ms = _last_ms + 1
-    _last_ms = ms
-    return ms
+    with _clock_lock:
+        ms = int(time.time() * 1000)
+        if ms <= _last_ms:
+            ms = _last_ms + 1
+        _last_ms = ms
+        return ms
 
 
 class AppError(ValueError):

@@ -33,6 +33,7 @@ class Session:
         self.out: asyncio.Queue[str] = asyncio.Queue()
         self.last_pong = time.monotonic()
         self.closed = False
+        self.posted_ack = False
         self.writer = asyncio.get_running_loop().create_task(self._write_loop())
 
     async def _write_loop(self) -> None:
@@ -79,6 +80,7 @@ class Hub:
         self.silent = False
         self.reject = False
         self.hostname = socket.gethostname()
+        self.auth_timeout = AUTH_TIMEOUT
 
     @property
     def version_string(self) -> str:
@@ -103,6 +105,8 @@ class Hub:
             if len(conn.pending) > SEND_QUEUE_SIZE:
                 self.conns.pop(conn.connection_id, None)
             return
+        if msg["event"] == "posted" and conn.session.posted_ack:
+            msg = {**msg, "data": {**msg["data"], "should_ack": True}}
         msg = {**msg, "seq": conn.seq}
         conn.seq += 1
         conn.dead.append(msg)
@@ -185,6 +189,7 @@ class Hub:
         transport = request.transport
         await ws.prepare(request)
         session = Session(ws, transport)
+        session.posted_ack = request.query.get("posted_ack") == "true"
         conn: WebConn | None = None
         pinger = asyncio.get_running_loop().create_task(self._ping_loop(session))
         try:
@@ -250,7 +255,7 @@ class Hub:
         return conn
 
     async def _challenge(self, ws: web.WebSocketResponse, session: Session) -> WebConn | None:
-        deadline = time.monotonic() + AUTH_TIMEOUT
+        deadline = time.monotonic() + self.auth_timeout
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -350,6 +355,8 @@ class Hub:
             except ValueError:
                 self.reply(conn, self._error(seq, "api.websocket_handler.invalid_param.app_error", 400))
                 return
+            self.reply(conn, {"status": "OK", "seq_reply": seq})
+        elif action == "posted_ack":
             self.reply(conn, {"status": "OK", "seq_reply": seq})
         elif action == "get_statuses":
             self.reply(conn, {"status": "OK", "seq_reply": seq, "data": {}})
