@@ -238,7 +238,7 @@ class State:
             self.channel_members[channel["id"]] = {
                 uid: models.make_channel_member(channel["id"], uid) for uid in dict.fromkeys((user_a, user_b))
             }
-            for uid, other in ((user_a, user_b), (user_b, user_a)):
+            for uid, other in dict.fromkeys(((user_a, user_b), (user_b, user_a))):
                 self.publish(
                     Event(
                         "direct_added",
