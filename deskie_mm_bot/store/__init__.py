@@ -233,6 +233,10 @@ class Store:
     def has_post(self, post_id: str) -> bool:
         return self._one("SELECT 1 FROM outbox WHERE post_id = ?", (post_id,)) is not None
 
+    def outbox_item(self, post_id: str) -> OutboxItem | None:
+        row = self._one("SELECT * FROM outbox WHERE post_id = ?", (post_id,))
+        return None if row is None else _outbox(row)
+
     def pending_conv_keys(self) -> list[str]:
         """Conversation keys with work waiting, oldest waiting first (fairness between chats)."""
         rows = self._all(
@@ -427,11 +431,12 @@ class Store:
         rows = self._all(f"SELECT message_id FROM replies WHERE message_id IN ({marks})", tuple(message_ids))
         return {int(r["message_id"]) for r in rows}
 
-    def unresolved_reply_hashes(self, case_id: int) -> set[str]:
-        rows = self._all(
-            "SELECT content_hash FROM replies WHERE case_id = ? AND message_id IS NULL", (case_id,)
+    def unresolved_reply(self, case_id: int, text_hash: str) -> int | None:
+        row = self._one(
+            "SELECT id FROM replies WHERE case_id = ? AND content_hash = ? AND message_id IS NULL ORDER BY id LIMIT 1",
+            (case_id, text_hash),
         )
-        return {r["content_hash"] for r in rows}
+        return None if row is None else int(row["id"])
 
     def resolve_reply(self, reply_id: int, message_id: int) -> bool:
         """Attach the Deskie id to a reply that came without one; False when another row has it."""

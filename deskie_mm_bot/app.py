@@ -1,0 +1,429 @@
+"""Wiring and lifecycle: named start and stop steps, one event loop, no zombie.
+
+Start: open the store -> log in to Mattermost -> serve HTTP -> start the relay loops and the scheduler
+-> connect the websocket. Stop (SIGTERM/SIGINT): stop intake -> let in-flight work finish or park it
+(within a deadline) -> close clients -> close the store. A loop that dies, or a credential that is
+rejected, stops the whole process with a non-zero exit code rather than leaving it idle.
+
+Exit codes: 0 stopped on request; 1 runtime failure (credentials rejected, a loop died, cannot bind);
+2 configuration that the services reject (for example an unknown default group).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from .config import Settings
+from .deskie.client import DeskieAuthError, DeskieClient, DeskieError, DeskieRejected, Stopping, find_group
+from .deskie.ratebudget import BudgetClosed, RateBudget
+from .deskie.webhook import WebhookEvent
+from .mattermost.events import post_from_dict, post_from_event
+from .mattermost.rest import (
+    MattermostAuthError,
+    MattermostRejected,
+    MattermostRest,
+    MattermostUnavailable,
+    ssl_context,
+)
+from .mattermost.websocket import MattermostWebsocket
+from .message import ChatPost
+from .metrics import Metrics
+from .relay.inbound import InboundRelay, Target
+from .relay.intake import Intake, IntakeRules, channel_name, person_name
+from .relay.lifecycle import IdleSweeper
+from .relay.outbound import PermanentPostError
+from .relay.outbound import OutboundRelay as _OutboundRelay
+from .relay.reconcile import Reconciler
+from .server import build_app
+from .store import Conversation, Store
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_RUNTIME, EXIT_CONFIG = 0, 1, 2
+DRAIN_DEADLINE = 10.0
+CATCHUP_FLOOR = "mm.catchup_floor_ms"
+
+
+class Fatal(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class MattermostPoster:
+    """What the outbound relay needs from Mattermost, with errors sorted into retry-or-give-up."""
+
+    def __init__(self, rest: MattermostRest) -> None:
+        self.rest = rest
+
+    @property
+    def bot_id(self) -> str:
+        return str(self.rest.me.get("id", ""))
+
+    async def create_post(
+        self, channel_id: str, message: str, *, root_id: str, props: dict[str, Any], pending_post_id: str
+    ) -> dict[str, Any]:
+        try:
+            return await self.rest.create_post(
+                channel_id, message, root_id=root_id, props=props, pending_post_id=pending_post_id
+            )
+        except MattermostRejected as e:
+            if e.status in (400, 403, 404):
+                raise PermanentPostError(str(e)) from None
+            raise
+
+    async def recent_bot_posts(self, channel_id: str, since_ms: int) -> list[dict[str, Any]]:
+        posts = await self.rest.posts_since(channel_id, max(0, since_ms))
+        return [p for p in posts if p.get("user_id") == self.bot_id]
+
+
+class BotApp:
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.metrics = Metrics()
+        self.stopping = asyncio.Event()
+        self.exit_code = EXIT_OK
+        self.exit_message = ""
+        self.started = asyncio.Event()
+        self._group_id: int | None = None
+        self._group_lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.store: Store | None = None
+        self.rest: MattermostRest | None = None
+        self.ws: MattermostWebsocket | None = None
+        self.deskie: DeskieClient | None = None
+        self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="deskie")
+        self._runner: web.AppRunner | None = None
+        self.scheduler: AsyncIOScheduler | None = None
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        self.stopping.set()
+
+    def fail(self, code: int, message: str) -> None:
+        if self.exit_code == EXIT_OK:
+            self.exit_code, self.exit_message = code, message
+            log.error("%s", message)
+        self.stopping.set()
+
+    async def run(self) -> int:
+        try:
+            await self._start()
+            self.started.set()
+            await self.stopping.wait()
+        except Fatal as e:
+            self.fail(e.code, str(e))
+        except (MattermostAuthError, DeskieAuthError) as e:
+            self.fail(EXIT_RUNTIME, str(e))
+        except MattermostUnavailable as e:
+            self.fail(EXIT_RUNTIME, f"cannot reach Mattermost at {self.settings.mattermost.url}: {e}")
+        except OSError as e:
+            self.fail(EXIT_RUNTIME, f"start-up failed: {e}")
+        finally:
+            await self._stop()
+        return self.exit_code
+
+    async def _start(self) -> None:
+        s = self.settings
+        # 1. store
+        self.store = Store(s.state.path, clock=self.clock)
+        if self.store.get_cursor(CATCHUP_FLOOR) is None:
+            # History from before the bot's first start is not relayed.
+            self.store.set_cursor(CATCHUP_FLOOR, str(int(self.clock() * 1000)))
+        # 2. Mattermost identity
+        mm = s.mattermost
+        self.rest = MattermostRest(mm.scheme, mm.host, mm.port, mm.bot_token, ca_file=mm.ca_file, insecure=mm.insecure)
+        me = await self.rest.login()
+        team_id = ""
+        if mm.team:
+            try:
+                team_id = str((await self.rest.team_by_name(mm.team))["id"])
+            except MattermostRejected:
+                raise Fatal(EXIT_CONFIG, f"config error: mattermost.team: the bot is not in a team named '{mm.team}'") from None
+        log.info("logged in to Mattermost as @%s", me.get("username"))
+        # 3. Deskie client and relays
+        d = s.deskie
+        verify: bool | str = False if d.insecure else (d.ca_file or True)
+        self.deskie = DeskieClient(d.url, d.staff_email, d.api_key, budget=RateBudget(d.rate_limit_per_minute), verify=verify)
+        self.intake = Intake(
+            self.store,
+            self.rest,
+            IntakeRules(bot_id=str(me["id"]), reply_mode=s.chats.reply_mode, mention_only=s.chats.mention_only,
+                        team_id=team_id),
+        )
+        self.team_id = team_id
+        self.inbound = InboundRelay(
+            self.store, self.deskie, Target(d.channel, self.group_id), self.pool, self.rest.get_file, clock=self.clock
+        )
+        self.outbound = _OutboundRelay(self.store, MattermostPoster(self.rest), clock=self.clock,
+                                       open_outgoing=self.open_outgoing)
+        self.reconciler = Reconciler(self.store, self.deskie, d.channel, self.pool, on_new_replies=self.outbound.wake)
+        self.sweeper = IdleSweeper(self.store, self.deskie, s.chats.idle_timeout, self.pool, clock=self.clock)
+        # 4. HTTP
+        app = build_app(s.webhook.secret, self.outbound, self.health, self.metrics, self.refresh_metrics)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, s.webhook.host, s.webhook.port)
+        try:
+            await site.start()
+        except OSError as e:
+            raise Fatal(EXIT_RUNTIME, f"cannot listen on {s.webhook.listen} (webhook.listen): {e.strerror or e}") from None
+        # 5. loops
+        self._spawn("inbound", self.inbound.run(self.stopping))
+        self._spawn("outbound", self.outbound.run(self.stopping))
+        self._spawn("group", self._resolve_group_soon())
+        self.scheduler = AsyncIOScheduler()
+        self.scheduler.add_job(self._job(self.reconciler.poll), "interval", seconds=s.chats.poll_interval,
+                               id="reconcile", max_instances=1, coalesce=True, next_run_time=_soon(2))
+        sweep_every = max(0.5, min(30.0, s.chats.idle_timeout / 10))
+        self.scheduler.add_job(self._job(self.sweeper.sweep), "interval", seconds=sweep_every,
+                               id="idle-sweep", max_instances=1, coalesce=True)
+        self.scheduler.add_job(self._job(self._wake_relays), "interval", seconds=5, id="outbox-retry",
+                               max_instances=1, coalesce=True)
+        self.scheduler.start()
+        # 6. websocket (intake)
+        self.ws = MattermostWebsocket(
+            mm.url, mm.bot_token, self.on_event, self.catch_up,
+            ssl_ctx=ssl_context(mm.ca_file, mm.insecure) if mm.scheme == "https" else None,
+            ping_interval=getattr(mm, "ping_interval", 30.0),
+        )
+        self._spawn("websocket", self.ws.run())
+        log.info("deskie-mm-bot running; webhook on http://%s/deskie/webhook/<secret>", s.webhook.listen)
+
+    async def _stop(self) -> None:
+        log.info("stopping: intake first, then in-flight work (up to %.0f s)", DRAIN_DEADLINE)
+        if self.ws is not None:
+            await self.ws.stop()
+        if self.scheduler is not None:
+            with contextlib.suppress(Exception):
+                self.scheduler.shutdown(wait=False)
+        if self._runner is not None:
+            await self._runner.cleanup()
+        pending = [t for t in self._tasks if not t.done()]
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=DRAIN_DEADLINE)
+            if self.deskie is not None:
+                self.deskie.close()  # wakes threads waiting for rate budget
+            for t in still:
+                t.cancel()
+            await asyncio.gather(*still, return_exceptions=True)
+        if self.deskie is not None:
+            self.deskie.close()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        if self.rest is not None:
+            with contextlib.suppress(Exception):
+                await self.rest.close()
+        if self.store is not None:
+            self.store.close()
+        log.info("stopped")
+
+    def _spawn(self, name: str, coro: Any) -> None:
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(self._task_done)
+        self._tasks.append(task)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            if not self.stopping.is_set() and task.get_name() not in ("group",):
+                self.fail(EXIT_RUNTIME, f"internal error: the {task.get_name()} loop ended unexpectedly")
+            return
+        if isinstance(exc, (Stopping, BudgetClosed)) and self.stopping.is_set():
+            return
+        if isinstance(exc, Fatal):
+            self.fail(exc.code, str(exc))
+        elif isinstance(exc, (MattermostAuthError, DeskieAuthError)):
+            self.fail(EXIT_RUNTIME, str(exc))
+        else:
+            log.error("the %s loop died", task.get_name(), exc_info=exc)
+            self.fail(EXIT_RUNTIME, f"internal error: the {task.get_name()} loop died: {type(exc).__name__}: {exc}")
+
+    def _job(self, fn: Callable[[], Any]) -> Callable[[], Any]:
+        async def job() -> None:
+            if self.stopping.is_set():
+                return
+            try:
+                await fn()
+            except (Stopping, BudgetClosed):
+                return
+            except (MattermostAuthError, DeskieAuthError) as e:
+                self.fail(EXIT_RUNTIME, str(e))
+            except Fatal as e:
+                self.fail(e.code, str(e))
+            except Exception as e:  # one failing run must not stop the schedule
+                log.warning("%s failed: %s: %s", getattr(fn, "__name__", "job"), type(e).__name__, e)
+                if self.store is not None:
+                    self.store.record_error("scheduler", f"{type(e).__name__}: {e}")
+
+        return job
+
+    async def _wake_relays(self) -> None:
+        self.inbound.wake()
+        self.outbound.wake()
+
+    # ---- Deskie default group ----------------------------------------------------------------------
+    async def group_id(self) -> int:
+        async with self._group_lock:
+            if self._group_id is None:
+                assert self.deskie is not None
+                groups = await asyncio.get_running_loop().run_in_executor(self.pool, self.deskie.list_groups)
+                group = find_group(groups, self.settings.deskie.default_group)
+                if group is None:
+                    raise Fatal(EXIT_CONFIG, f"config error: deskie.default_group: Deskie has no group "
+                                             f"'{self.settings.deskie.default_group}' (by id or exact title)")
+                self._group_id = int(group["group_id"])
+            return self._group_id
+
+    async def _resolve_group_soon(self) -> None:
+        # Checked at start so that a wrong group stops the bot at once, not at the first customer.
+        while not self.stopping.is_set():
+            try:
+                await self.group_id()
+                return
+            except DeskieError as e:
+                if isinstance(e, (DeskieAuthError, Stopping)):
+                    raise
+                log.warning("cannot read Deskie groups yet (%s); will retry", e)
+                await asyncio.sleep(5)
+
+    # ---- Mattermost intake -------------------------------------------------------------------------
+    async def on_event(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if kind not in ("posted", "post_edited", "post_deleted"):
+            return
+        assert self.rest is not None
+        post = post_from_event(event, bot_id=self.rest.me["id"], bot_username=self.rest.me["username"])
+        if post is None:
+            return
+        await self._take(post)
+
+    async def _take(self, post: ChatPost) -> None:
+        assert self.store is not None
+        try:
+            if await self.intake.accept(post):
+                self.metrics.posts_recorded.inc()
+                self.inbound.wake()
+        except MattermostUnavailable:
+            raise  # reconnect; the resume or catch-up brings the post again
+        except MattermostRejected as e:
+            log.warning("post %s skipped: %s", post.post_id, e)
+        self.store.advance_cursor(f"mm.channel.{post.channel_id}", max(post.update_at_ms, post.create_at_ms))
+
+    async def catch_up(self) -> None:
+        """Posts made while the websocket was away: fetched over REST, deduplicated by post id."""
+        assert self.rest is not None and self.store is not None
+        self.metrics.ws_resyncs.set(self.ws.resyncs if self.ws else 0)
+        floor = int(self.store.get_cursor(CATCHUP_FLOOR) or 0)
+        teams = [t for t in await self.rest.teams() if not self.team_id or t["id"] == self.team_id]
+        seen: set[str] = set()
+        fetched = 0
+        for team in teams:
+            for ch in await self.rest.my_channels(team["id"]):
+                if ch["id"] in seen:
+                    continue
+                seen.add(ch["id"])
+                since = int(self.store.get_cursor(f"mm.channel.{ch['id']}") or floor)
+                if int(ch.get("last_post_at") or since + 1) < since:
+                    continue
+                for raw in await self.rest.posts_since(ch["id"], since):
+                    post = post_from_dict(
+                        raw, channel_type=str(ch.get("type", "")), team_id=str(ch.get("team_id") or ""),
+                        bot_id=self.rest.me["id"], bot_username=self.rest.me["username"],
+                    )
+                    fetched += 1
+                    await self._take(post)
+        log.info("catch-up over REST: %d channel(s), %d post(s) looked at", len(seen), fetched)
+
+    # ---- outgoing chats ---------------------------------------------------------------------------
+    async def open_outgoing(self, event: WebhookEvent) -> Conversation | None:
+        """An agent started a case for a Mattermost member or channel: open the chat for it."""
+        assert self.rest is not None and self.store is not None and self.deskie is not None
+        custom = event.custom_user_id or ""
+        kind, _, target = custom.partition(":")
+        if kind not in ("u", "c") or not target:
+            return None
+        try:
+            if kind == "u":
+                user = await self.rest.get_user(target)
+                channel = await self.rest.direct_channel(target)
+                full_name = person_name(user)
+            else:
+                channel = await self.rest.get_channel(target, fresh=True)
+                if not await self.rest.is_member(target, self.rest.me["id"]):
+                    return None
+                full_name = channel_name(channel)
+        except MattermostRejected:
+            return None
+        case = await asyncio.get_running_loop().run_in_executor(self.pool, self.deskie.get_case, event.case_id)
+        key = f"ch:{channel['id']}"
+        current = self.store.current_conversation(key)
+        if current is not None:
+            self.store.set_conversation_state(current.id, "closed")
+        return self.store.create_conversation(
+            conv_key=key,
+            channel_id=channel["id"],
+            reply_root_id="",
+            user_custom_id=custom,
+            user_full_name=full_name,
+            case_id=event.case_id,
+            case_number=str(case.get("case_number") or ""),
+            deskie_user_id=int(case.get("user_id") or 0) or None,
+            last_message_id=0,
+            case_updated_at=None,
+            last_speaker="agent",
+        )
+
+    # ---- health and metrics -----------------------------------------------------------------------
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        ws_ok = bool(self.ws and self.ws.connected.is_set())
+        deskie_state = "unknown"
+        if self.deskie is not None:
+            if self.deskie.budget.paused_for() > 0:
+                deskie_state = "rate_limited"
+            elif self.deskie.last_ok_at is not None:
+                deskie_state = "ok"
+        deskie_ok = deskie_state in ("ok", "rate_limited", "unknown")
+        state = {
+            "mattermost": {"websocket": "connected" if ws_ok else "disconnected",
+                           "reconnects": self.ws.reconnects if self.ws else 0},
+            "deskie": {"state": deskie_state, "last_error": self.deskie.last_error if self.deskie else None},
+            "stopping": self.stopping.is_set(),
+        }
+        return ws_ok and deskie_ok and not self.stopping.is_set(), state
+
+    def refresh_metrics(self) -> None:
+        if self.store is None:
+            return
+        m = self.metrics
+        m.outbox_pending.set(self.store.count_outbox("pending") + self.store.count_outbox("inflight"))
+        m.replies_pending.set(self.store.count_replies("pending") + self.store.count_replies("posting"))
+        m.open_chats.set(self.store.count_conversations("active"))
+        if self.ws:
+            m.ws_reconnects.set(self.ws.reconnects)
+            m.ws_resyncs.set(self.ws.resyncs)
+        m.batches_sent.set(self.inbound.sent_batches)
+        m.answers_posted.set(self.outbound.posted)
+        m.polls.set(self.reconciler.polls)
+        if self.deskie:
+            m.budget_available.set(self.deskie.budget.available())
+
+
+def _soon(seconds: float) -> Any:
+    from datetime import datetime, timedelta
+
+    return datetime.now().astimezone() + timedelta(seconds=seconds)
+
+
+__all__ = ["BotApp", "Fatal", "EXIT_OK", "EXIT_RUNTIME", "EXIT_CONFIG", "DeskieRejected"]

@@ -1,0 +1,154 @@
+"""One-shot commands that talk to both services: `check --online`, `find`, `send`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from .config import Settings
+from .deskie.client import DeskieClient, DeskieError, find_group
+from .deskie.ratebudget import Priority, RateBudget
+from .mattermost.rest import MattermostAuthError, MattermostRejected, MattermostRest, MattermostUnavailable
+from .relay.intake import channel_name, person_name
+from .store import Store
+
+
+def _rest(settings: Settings) -> MattermostRest:
+    mm = settings.mattermost
+    return MattermostRest(mm.scheme, mm.host, mm.port, mm.bot_token, ca_file=mm.ca_file, insecure=mm.insecure)
+
+
+def _deskie(settings: Settings) -> DeskieClient:
+    d = settings.deskie
+    verify: bool | str = False if d.insecure else (d.ca_file or True)
+    return DeskieClient(d.url, d.staff_email, d.api_key, budget=RateBudget(d.rate_limit_per_minute),
+                        verify=verify, max_read_attempts=2)
+
+
+async def online_check(settings: Settings, say: Callable[[str], Any]) -> list[str]:
+    problems: list[str] = []
+    rest = _rest(settings)
+    try:
+        me = await rest.login()
+        say(f"mattermost: token ok, bot @{me.get('username')}")
+        if not me.get("is_bot"):
+            say("mattermost: note: the token belongs to a regular user, not a bot account")
+        teams = await rest.teams()
+        if not teams:
+            problems.append("mattermost: the bot is in no team; add it to your team (System Console > Bot Accounts)")
+        elif settings.mattermost.team:
+            names = [t.get("name") for t in teams]
+            if settings.mattermost.team not in names:
+                problems.append(f"mattermost.team: the bot is not in team '{settings.mattermost.team}' "
+                                f"(it is in: {', '.join(map(str, names))})")
+            else:
+                say(f"mattermost: bot is in team '{settings.mattermost.team}'")
+        else:
+            say(f"mattermost: bot is in {len(teams)} team(s)")
+    except MattermostAuthError:
+        problems.append("mattermost.bot_token: rejected by Mattermost (401); create a new bot token")
+    except (MattermostUnavailable, MattermostRejected) as e:
+        problems.append(f"mattermost.url: {e}")
+    finally:
+        await rest.close()
+
+    deskie = _deskie(settings)
+    loop = asyncio.get_running_loop()
+    try:
+        groups = await loop.run_in_executor(None, deskie.list_groups)
+        say("deskie: API key ok")
+        group = find_group(groups, settings.deskie.default_group)
+        if group is None:
+            problems.append(f"deskie.default_group: no group '{settings.deskie.default_group}' "
+                            f"(groups: {', '.join(str(g.get('group_title')) for g in groups)})")
+        else:
+            say(f"deskie: default group '{group.get('group_title')}' (id {group.get('group_id')})")
+        channels = await loop.run_in_executor(None, deskie.list_custom_channels)
+        codes = {str(c.get("channel_api_key")) for c in channels}
+        if settings.deskie.channel not in codes:
+            problems.append(f"deskie.channel: no custom channel '{settings.deskie.channel}' "
+                            f"(found: {', '.join(sorted(codes)) or 'none'}); create one in Deskie's channel settings")
+        else:
+            say(f"deskie: custom channel {settings.deskie.channel} exists")
+    except DeskieError as e:
+        problems.append(f"deskie: {e}")
+    finally:
+        deskie.close()
+    return problems
+
+
+async def find_targets(settings: Settings, query: str) -> list[str]:
+    rest = _rest(settings)
+    try:
+        await rest.login()
+        term = query.lstrip("@~")
+        lines = [f"{person_name(u).replace(' (', ' ').rstrip(')')} (member)"
+                 for u in await rest.search_users(term) if not u.get("is_bot") and u.get("delete_at", 0) == 0]
+        for team in await rest.teams():
+            if settings.mattermost.team and team.get("name") != settings.mattermost.team:
+                continue
+            for ch in await rest.search_team_channels(team["id"], term):
+                if await rest.is_member(ch["id"], rest.me["id"]):
+                    lines.append(f"{channel_name(ch).replace(' (', ' ').rstrip(')')} (channel)")
+        return lines
+    finally:
+        await rest.close()
+
+
+async def _resolve_target(rest: MattermostRest, settings: Settings, to: str) -> tuple[dict[str, Any], str, str]:
+    name = to[1:]
+    if to.startswith("@"):
+        users = [u for u in await rest.search_users(name) if u.get("username") == name]
+        if not users:
+            raise LookupError(f"no member @{name}")
+        channel = await rest.direct_channel(users[0]["id"])
+        return channel, f"u:{users[0]['id']}", person_name(users[0])
+    for team in await rest.teams():
+        if settings.mattermost.team and team.get("name") != settings.mattermost.team:
+            continue
+        for ch in await rest.search_team_channels(team["id"], name):
+            if ch.get("name") == name and await rest.is_member(ch["id"], rest.me["id"]):
+                return ch, f"c:{ch['id']}", channel_name(ch)
+    raise LookupError(f"no channel ~{name} with the bot in it")
+
+
+async def send_outgoing(settings: Settings, to: str, subject: str | None, text: str) -> str:
+    """Open a case for the member or channel, post the text there, and register the chat."""
+    rest = _rest(settings)
+    deskie = _deskie(settings)
+    loop = asyncio.get_running_loop()
+    try:
+        await rest.login()
+        channel, custom_id, full_name = await _resolve_target(rest, settings, to)
+        groups = await loop.run_in_executor(None, deskie.list_groups)
+        group = find_group(groups, settings.deskie.default_group)
+        if group is None:
+            raise LookupError(f"deskie.default_group '{settings.deskie.default_group}' not found")
+        first_line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "Message")
+        case = await loop.run_in_executor(None, lambda: deskie.create_case(
+            channel=settings.deskie.channel, user_custom_id=custom_id, user_full_name=full_name,
+            group_id=int(group["group_id"]), subject=subject or first_line[:100],
+            content=f"[outgoing chat started from Mattermost] {text}",
+        ))
+        await loop.run_in_executor(None, lambda: deskie.set_case_status(int(case["case_id"]), "waiting",
+                                                                        Priority.CUSTOMER))
+        key = f"ch:{channel['id']}"
+        store = Store(settings.state.path)
+        try:
+            current = store.current_conversation(key)
+            if current is not None:
+                store.set_conversation_state(current.id, "closed")
+            store.create_conversation(
+                conv_key=key, channel_id=channel["id"], reply_root_id="", user_custom_id=custom_id,
+                user_full_name=full_name, case_id=int(case["case_id"]), case_number=str(case.get("case_number") or ""),
+                deskie_user_id=int(case.get("user_id") or 0) or None, last_message_id=0, case_updated_at=None,
+                last_speaker="agent",
+            )
+        finally:
+            store.close()
+        await rest.create_post(channel["id"], text, props={"deskie_case_id": str(case["case_id"])})
+        return f"started case {case.get('case_number') or case['case_id']} with {to}"
+    finally:
+        deskie.close()
+        await rest.close()

@@ -1,0 +1,273 @@
+"""The `deskie-mm-bot` command line.
+
+Exit codes: 0 ok; 1 runtime failure; 2 bad configuration or usage (one line naming the key).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from .config import ConfigError, Settings, load_config, redact
+
+EXIT_RUNTIME, EXIT_CONFIG = 1, 2
+
+
+def _die(code: int, message: str) -> NoReturn:
+    click.echo(message, err=True)
+    sys.exit(code)
+
+
+def _load(path: str) -> Settings:
+    try:
+        return load_config(path)
+    except ConfigError as e:
+        _die(EXIT_CONFIG, f"config error: {e}")
+
+
+def pid_path(settings: Settings) -> Path:
+    return Path(settings.state.path + ".pid")
+
+
+def _read_pid(settings: Settings) -> int | None:
+    p = pid_path(settings)
+    try:
+        pid = int(p.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    return pid
+
+
+config_option = click.option(
+    "-c", "--config", "config_path", default="bot_config.yaml", show_default=True,
+    type=click.Path(dir_okay=False), help="The YAML config file.",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="deskie-mm-bot")
+def main() -> None:
+    """Relay between a Mattermost workspace and the Deskie helpdesk."""
+
+
+def _warn_insecure(settings: Settings) -> None:
+    for name, section in (("mattermost", settings.mattermost), ("deskie", settings.deskie)):
+        if section.insecure:
+            click.echo(f"warning: {name}.insecure is true: TLS certificates are NOT verified", err=True)
+
+
+def run_bot(settings: Settings) -> int:
+    from .app import BotApp
+    from .logs import setup_logging
+
+    setup_logging(settings.log.level, settings.log.format, settings.secrets())
+    _warn_insecure(settings)
+    pidfile = pid_path(settings)
+    other = _read_pid(settings)
+    if other is not None and other != os.getpid():
+        click.echo(f"another deskie-mm-bot (pid {other}) is running with this state file", err=True)
+        return EXIT_RUNTIME
+    pidfile.parent.mkdir(parents=True, exist_ok=True)
+    pidfile.write_text(str(os.getpid()))
+
+    async def _main() -> int:
+        app = BotApp(settings)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, app.request_stop)
+        return await app.run()
+
+    try:
+        code = asyncio.run(_main())
+    finally:
+        try:
+            if pidfile.read_text().strip() == str(os.getpid()):
+                pidfile.unlink()
+        except OSError:
+            pass
+    return code
+
+
+@main.command()
+@config_option
+def run(config_path: str) -> None:
+    """Run the bot in the foreground until SIGTERM/SIGINT."""
+    sys.exit(run_bot(_load(config_path)))
+
+
+@main.command()
+@config_option
+@click.option("--detach", is_flag=True, help="Run in the background; the pid file sits next to the state file.")
+def start(config_path: str, detach: bool) -> None:
+    """Start the bot (same as `run`; `--detach` runs it in the background)."""
+    settings = _load(config_path)
+    if not detach:
+        sys.exit(run_bot(settings))
+    if _read_pid(settings) is not None:
+        _die(EXIT_RUNTIME, f"already running (pid {_read_pid(settings)})")
+    log_path = settings.state.path + ".log"
+    with open(log_path, "ab") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "deskie_mm_bot", "run", "-c", os.path.abspath(config_path)],
+            stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, start_new_session=True,
+        )
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            _die(EXIT_RUNTIME, f"the bot exited at start with code {proc.returncode}; see {log_path}")
+        if _read_pid(settings) == proc.pid:
+            click.echo(f"started (pid {proc.pid}); log: {log_path}")
+            return
+        time.sleep(0.1)
+    click.echo(f"started (pid {proc.pid}); log: {log_path}")
+
+
+@main.command()
+@config_option
+@click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for the bot to drain and exit.")
+def stop(config_path: str, timeout: float) -> None:
+    """Stop the running bot and wait until it has drained and exited."""
+    settings = _load(config_path)
+    pid = _read_pid(settings)
+    if pid is None:
+        _die(EXIT_RUNTIME, "not running")
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            click.echo(f"stopped (pid {pid})")
+            return
+        time.sleep(0.1)
+    _die(EXIT_RUNTIME, f"pid {pid} did not exit within {timeout:.0f} s")
+
+
+@main.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(config_path: str, as_json: bool) -> None:
+    """Running or not, open chats, queued messages, last errors."""
+    from .store import Store
+
+    settings = _load(config_path)
+    pid = _read_pid(settings)
+    info: dict[str, Any] = {"running": pid is not None, "pid": pid}
+    if Path(settings.state.path).exists():
+        store = Store(settings.state.path)
+        try:
+            info.update(
+                open_chats=store.count_conversations("active"),
+                ended_chats=store.count_conversations("ended"),
+                queued_to_deskie=store.count_outbox("pending") + store.count_outbox("inflight"),
+                queued_to_mattermost=store.count_replies("pending") + store.count_replies("posting"),
+                failed_to_deskie=store.count_outbox("failed"),
+                last_errors=[
+                    {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(e["at"])), "source": e["source"],
+                     "message": redact(e["message"], settings.secrets())}
+                    for e in store.last_errors(5)
+                ],
+            )
+        finally:
+            store.close()
+    else:
+        info.update(open_chats=0, ended_chats=0, queued_to_deskie=0, queued_to_mattermost=0,
+                    failed_to_deskie=0, last_errors=[])
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    click.echo(f"running: {'yes (pid %d)' % pid if pid else 'no'}")
+    click.echo(f"open chats: {info['open_chats']} (ended, not closed: {info['ended_chats']})")
+    click.echo(f"queued to Deskie: {info['queued_to_deskie']}; to Mattermost: {info['queued_to_mattermost']}")
+    if info["failed_to_deskie"]:
+        click.echo(f"refused by Deskie: {info['failed_to_deskie']}")
+    for e in info["last_errors"]:
+        click.echo(f"error {e['at']} [{e['source']}] {e['message']}")
+
+
+@main.command()
+@config_option
+@click.option("--online", is_flag=True, help="Also prove both credentials and permissions.")
+def check(config_path: str, online: bool) -> None:
+    """Validate the config (offline); `--online` also checks Mattermost and Deskie."""
+    settings = _load(config_path)
+    _warn_insecure(settings)
+    if not online:
+        click.echo(f"config ok: {config_path}")
+        return
+    from .checks import online_check
+
+    problems = asyncio.run(online_check(settings, click.echo))
+    if problems:
+        for p in problems:
+            click.echo(f"problem: {redact(p, settings.secrets())}", err=True)
+        sys.exit(EXIT_RUNTIME)
+    click.echo("online check ok")
+
+
+@main.command()
+@config_option
+@click.argument("query")
+def find(config_path: str, query: str) -> None:
+    """Search Mattermost members and channels for outgoing chats."""
+    from .checks import find_targets
+
+    settings = _load(config_path)
+    try:
+        for line in asyncio.run(find_targets(settings, query)):
+            click.echo(line)
+    except Exception as e:
+        _die(EXIT_RUNTIME, redact(f"find failed: {e}", settings.secrets()))
+
+
+@main.command()
+@config_option
+@click.option("--to", "to", required=True, help="@username or ~channel")
+@click.option("--subject", default=None, help="Case subject (default: the first line of TEXT).")
+@click.argument("text")
+def send(config_path: str, to: str, subject: str | None, text: str) -> None:
+    """Start an outgoing chat with a member or a channel."""
+    from .checks import send_outgoing
+
+    settings = _load(config_path)
+    if not (to.startswith("@") or to.startswith("~")) or len(to) < 2:
+        _die(EXIT_CONFIG, "usage error: --to: must be @username or ~channel")
+    try:
+        click.echo(asyncio.run(send_outgoing(settings, to, subject, text)))
+    except LookupError as e:
+        _die(EXIT_CONFIG, f"usage error: --to: {e}")
+    except Exception as e:
+        _die(EXIT_RUNTIME, redact(f"send failed: {e}", settings.secrets()))
+
+
+@main.command()
+@click.option("--demo", is_flag=True, help="Play a scripted conversation, print the transcript, and exit.")
+@click.option("--reply-mode", type=click.Choice(["group_chat", "thread"]), default="group_chat", show_default=True)
+@click.option("--mention-only/--all-posts", default=True, show_default=True,
+              help="In channels, relay only posts that @mention the bot.")
+@click.option("--workdir", type=click.Path(file_okay=False), default=None,
+              help="Where the sandbox keeps its config and state (default: a temporary folder).")
+def sandbox(demo: bool, reply_mode: str, mention_only: bool, workdir: str | None) -> None:
+    """Start local Mattermost and Deskie emulators and the bot wired to them."""
+    from .sandbox_runner import run_sandbox
+
+    sys.exit(run_sandbox(demo=demo, reply_mode=reply_mode, mention_only=mention_only, workdir=workdir))
+
+
+if __name__ == "__main__":
+    main()

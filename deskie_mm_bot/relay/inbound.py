@@ -1,0 +1,382 @@
+"""Outbox -> Deskie: customers' posts become cases and messages, in order, once each.
+
+Per conversation, pending posts go out as one API message (each line keeps its author and time).
+Every write is recorded as an in-flight batch before it is sent; a batch found in flight (after a
+crash, a timeout or a 5xx) is looked for in Deskie before it is sent again, since Deskie has no
+idempotency key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import partial
+from typing import Any, TypeVar
+
+from ..deskie.client import DeskieAuthError, DeskieClient, DeskieRejected, DeskieUnavailable, Stopping
+from ..deskie.ratebudget import Priority
+from ..retry import Backoff
+from ..store import Batch, Conversation, OutboxItem, Store
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MAX_FILE = 25 * 1024 * 1024
+MAX_MESSAGE_FILES = 50 * 1024 * 1024
+HOLD_WHEN_SCARCE = 3.0  # seconds a burst may gather before it is sent, when budget is short
+_TAGS = re.compile(r"<[^>]+>")
+
+FileFetcher = Callable[[str], Awaitable[tuple[dict[str, Any], bytes]]]
+
+
+@dataclass(frozen=True)
+class Target:
+    channel: str  # the custom channel's API code, e.g. cch12
+    group_id: Callable[[], Awaitable[int]]
+
+
+def normalise(text: str) -> str:
+    text = html.unescape(_TAGS.sub(" ", text or ""))
+    return " ".join(text.split())
+
+
+def subject_of(items: list[OutboxItem]) -> str:
+    for item in items:
+        for line in item.text.splitlines():
+            if line.strip():
+                s = line.strip()
+                return s if len(s) <= 100 else s[:99] + "\u2026"
+    return "Message from Mattermost"
+
+
+def compose(items: list[OutboxItem]) -> str:
+    """One API message from one or more posts; batches keep each line's author and time."""
+    if len(items) == 1:
+        it = items[0]
+        return f"{it.author}: {it.text}" if it.show_author else it.text
+    lines = []
+    for it in items:
+        stamp = datetime.fromtimestamp(it.posted_at, tz=timezone.utc).strftime("%H:%M:%S UTC")
+        who = f"{it.author}: " if it.show_author else ""
+        lines.append(f"[{stamp}] {who}{it.text}")
+    return "\n".join(lines)
+
+
+class InboundRelay:
+    def __init__(
+        self,
+        store: Store,
+        deskie: DeskieClient,
+        target: Target,
+        pool: Executor,
+        fetch_file: FileFetcher | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.deskie = deskie
+        self.target = target
+        self.pool = pool
+        self.fetch_file = fetch_file
+        self.clock = clock
+        self._wake = asyncio.Event()
+        self._retry_at: dict[str, float] = {}
+        self._backoffs: dict[str, Backoff] = {}
+        self.sent_batches = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.pool, partial(fn, *args, **kwargs))
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            self._wake.clear()
+            next_due = await self.drain()
+            timeout = 1.0 if next_due is None else max(0.05, min(1.0, next_due - self.clock()))
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+            except asyncio.TimeoutError:
+                pass
+
+    async def drain(self) -> float | None:
+        """Work through every conversation with pending posts; returns when to look again."""
+        next_due: float | None = None
+        for key in self.store.pending_conv_keys():
+            due = self._retry_at.get(key, 0.0)
+            if due > self.clock():
+                next_due = due if next_due is None else min(next_due, due)
+                continue
+            try:
+                later = await self.process(key)
+            except (DeskieAuthError, Stopping):
+                raise
+            except DeskieUnavailable as e:
+                later = self._fail(key, str(e))
+            except Exception as e:  # one chat's failure must not stop the others
+                log.exception("relaying %s failed", key)
+                later = self._fail(key, f"{type(e).__name__}: {e}")
+            if later is not None:
+                next_due = later if next_due is None else min(next_due, later)
+        return next_due
+
+    def _fail(self, key: str, error: str) -> float:
+        backoff = self._backoffs.setdefault(key, Backoff(base=1.0, cap=30.0))
+        due = self.clock() + backoff.next_delay()
+        self._retry_at[key] = due
+        self.store.record_error("deskie", error)
+        log.warning("Deskie write for %s postponed: %s", key, error)
+        return due
+
+    async def process(self, key: str) -> float | None:
+        batch = self.store.inflight_batch(key)
+        if batch is not None:
+            if not await self._already_applied(batch):
+                await self._send(batch, self.store.batch_items(batch.id))
+            self._backoffs.pop(key, None)
+        items = self.store.pending_items(key)
+        if not items:
+            return None
+        if self.deskie.budget.scarce():
+            # Short of budget: let a burst gather so it goes out in a few writes, not one write each.
+            oldest = self.store.oldest_pending_at(key) or self.clock()
+            due = oldest + HOLD_WHEN_SCARCE
+            if self.clock() < due:
+                return due
+        if self.deskie.budget.available() < 2:
+            # Waiting for budget happens here, before the batch is fixed, so posts arriving
+            # meanwhile join it.
+            return self.clock() + min(1.0, max(0.1, self.deskie.budget.paused_for()))
+        items = self.store.pending_items(key)
+        run = [items[0]]
+        for it in items[1:]:
+            if it.kind != run[0].kind:
+                break
+            run.append(it)
+        conv = await self._live_conversation(key)
+        if run[0].kind == "note":
+            if conv is None or conv.case_id is None:
+                # The case a change refers to no longer exists: nothing to annotate.
+                self.store.finish_batch(self.store.begin_batch(key, None, "add_note", "", [i.id for i in run], 0).id,
+                                        state="sent")
+                return self.clock()
+            op = "add_note"
+        else:
+            op = "add_message" if conv is not None else "create_case"
+        content = compose(run)
+        batch = self.store.begin_batch(
+            key, conv.id if conv else None, op, content, [i.id for i in run], conv.last_message_id if conv else 0
+        )
+        await self._send(batch, run)
+        self._backoffs.pop(key, None)
+        return self.clock() if self.store.pending_items(key) else None
+
+    async def _live_conversation(self, key: str) -> Conversation | None:
+        """The conversation posts should go to: an ended chat continues only while its case is open."""
+        conv = self.store.current_conversation(key)
+        if conv is None or conv.state != "ended" or conv.case_id is None:
+            return conv
+        try:
+            case = await self._call(self.deskie.get_case, conv.case_id)
+        except DeskieRejected as e:
+            if e.not_found:
+                self.store.set_conversation_state(conv.id, "closed")
+                return None
+            raise
+        if case.get("status") == "closed" or case.get("deleted") or case.get("spam"):
+            self.store.set_conversation_state(conv.id, "closed")
+            return None
+        return conv
+
+    async def _attachments(self, items: list[OutboxItem]) -> tuple[list[tuple[str, bytes, str]], list[str]]:
+        files: list[tuple[str, bytes, str]] = []
+        problems: list[str] = []
+        total = 0
+        for it in items:
+            for fid in it.file_ids:
+                if self.fetch_file is None:
+                    problems.append(f"(attachment {fid} could not be sent)")
+                    continue
+                try:
+                    info, blob = await self.fetch_file(fid)
+                except Exception as e:
+                    problems.append(f"(attachment {fid} could not be fetched from Mattermost: {type(e).__name__})")
+                    continue
+                name = str(info.get("name") or fid)
+                size = len(blob)
+                if size > MAX_FILE:
+                    problems.append(f"(attachment {name} not sent: {size / 1e6:.1f} MB is over Deskie's 25 MB limit)")
+                    continue
+                if total + size > MAX_MESSAGE_FILES:
+                    problems.append(f"(attachment {name} not sent: the message would exceed Deskie's 50 MB limit)")
+                    continue
+                total += size
+                files.append((name, blob, str(info.get("mime_type") or "application/octet-stream")))
+        return files, problems
+
+    async def _send(self, batch: Batch, items: list[OutboxItem]) -> None:
+        files, problems = await self._attachments(items) if batch.op != "add_note" else ([], [])
+        content = batch.content
+        if problems:
+            content = (content + "\n" + "\n".join(problems)).strip()
+        if not content.strip() and not files:
+            content = "(empty message)"
+        conv = self.store.conversation(batch.conversation_id) if batch.conversation_id else None
+        try:
+            if batch.op == "create_case":
+                first = items[0]
+                case = await self._call(
+                    self.deskie.create_case,
+                    channel=self.target.channel,
+                    user_custom_id=first.user_custom_id,
+                    user_full_name=first.user_full_name,
+                    group_id=await self.target.group_id(),
+                    subject=subject_of(items),
+                    content=content,
+                    files=files or None,
+                )
+                self._adopt_case(batch, items[0], case)
+            elif batch.op == "add_message":
+                assert conv is not None and conv.case_id is not None
+                msg = await self._call(
+                    self.deskie.add_user_message, conv.case_id, int(conv.deskie_user_id or 0), content, files or None
+                )
+                self.store.touch_conversation(conv.id, "customer", int(msg.get("message_id") or 0))
+            else:
+                assert conv is not None and conv.case_id is not None
+                await self._call(self.deskie.add_note, conv.case_id, content)
+        except DeskieRejected as e:
+            if batch.op in ("add_message", "add_note") and conv is not None and await self._case_gone(conv, e):
+                if batch.op == "add_note":
+                    self.store.finish_batch(batch.id, state="sent")
+                    return
+                # The case was closed in Deskie: this message starts a new case.
+                self.store.retarget_batch(batch.id, None, "create_case", 0)
+                retargeted = self.store.inflight_batch(batch.conv_key)
+                assert retargeted is not None
+                await self._send(retargeted, items)
+                return
+            self.store.finish_batch(batch.id, state="failed")
+            self.store.record_error("deskie", f"{batch.op} refused: {e}")
+            log.error("Deskie refused %s for %s: %s", batch.op, batch.conv_key, e)
+            return
+        self.store.finish_batch(batch.id)
+        self.sent_batches += 1
+        log.info("relayed %d post(s) of %s to Deskie (%s)", len(items), batch.conv_key, batch.op)
+
+    def _adopt_case(self, batch: Batch, first: OutboxItem, case: dict[str, Any]) -> None:
+        self.store.create_conversation(
+            conv_key=batch.conv_key,
+            channel_id=first.channel_id,
+            reply_root_id=first.reply_root_id,
+            user_custom_id=first.user_custom_id,
+            user_full_name=first.user_full_name,
+            case_id=int(case["case_id"]),
+            case_number=str(case.get("case_number") or ""),
+            deskie_user_id=int(case.get("user_id") or 0) or None,
+            last_message_id=0,
+            case_updated_at=None,
+        )
+
+    async def _case_gone(self, conv: Conversation, err: DeskieRejected) -> bool:
+        if err.not_found:
+            self.store.set_conversation_state(conv.id, "closed")
+            return True
+        assert conv.case_id is not None
+        try:
+            case = await self._call(self.deskie.get_case, conv.case_id)
+        except DeskieRejected as e2:
+            if e2.not_found:
+                self.store.set_conversation_state(conv.id, "closed")
+                return True
+            raise
+        if case.get("status") == "closed" or case.get("deleted") or case.get("spam"):
+            self.store.set_conversation_state(conv.id, "closed")
+            return True
+        return False
+
+    # ---- was an in-flight write applied? -----------------------------------------------------
+    async def _already_applied(self, batch: Batch) -> bool:
+        items = self.store.batch_items(batch.id)
+        if not items:
+            self.store.finish_batch(batch.id)
+            return True
+        if batch.op == "create_case":
+            return await self._case_exists(batch, items)
+        conv = self.store.conversation(batch.conversation_id) if batch.conversation_id else None
+        if conv is None or conv.case_id is None:
+            return False
+        found = await self._message_exists(batch, conv)
+        if found is not None:
+            self.store.touch_conversation(conv.id, "customer", found)
+            self.store.finish_batch(batch.id)
+            log.info("in-flight write for %s was already in Deskie; not sent again", batch.conv_key)
+            return True
+        return False
+
+    async def _case_exists(self, batch: Batch, items: list[OutboxItem]) -> bool:
+        first = items[0]
+        page = await self._call(
+            self.deskie.list_cases,
+            Priority.CUSTOMER,
+            user_custom_id=f"^{first.user_custom_id}^",
+            channel=self.target.channel,
+            sort="created_at_desc",
+            limit=10,
+        )
+        known = self.store.known_case_ids([int(c["case_id"]) for c in page.items if "case_id" in c])
+        subject = normalise(subject_of(items))
+        for case in page.items:
+            cid = int(case.get("case_id") or 0)
+            if not cid or cid in known or normalise(str(case.get("subject") or "")) != subject:
+                continue
+            msgs = await self._call(self.deskie.list_messages, cid, order="asc", limit=1, priority=Priority.CUSTOMER)
+            if msgs.items and self._same_text(msgs.items[0], batch.content):
+                self._adopt_case(batch, first, case)
+                self.store.finish_batch(batch.id)
+                log.info("in-flight case for %s was already created (case %s); not sent again", batch.conv_key, cid)
+                return True
+        return False
+
+    async def _message_exists(self, batch: Batch, conv: Conversation) -> int | None:
+        assert conv.case_id is not None
+        if batch.since_message_id:
+            page = await self._call(
+                self.deskie.list_messages, conv.case_id, order="desc", limit=30, priority=Priority.CUSTOMER
+            )
+            candidates = page.items
+        else:
+            # Nothing sent after the case was opened: its first message is the case's own content,
+            # which must not be mistaken for this one.
+            page = await self._call(
+                self.deskie.list_messages, conv.case_id, order="asc", limit=100, priority=Priority.CUSTOMER
+            )
+            candidates = page.items[1:]
+        want_note = batch.op == "add_note"
+        for m in candidates:
+            mid = int(m.get("message_id") or 0)
+            if mid <= batch.since_message_id:
+                continue
+            if bool(m.get("note")) != want_note:
+                continue
+            if not want_note and int(m.get("staff_id") or 0):
+                continue
+            if self._same_text(m, batch.content):
+                return mid
+        return None
+
+    @staticmethod
+    def _same_text(message: dict[str, Any], content: str) -> bool:
+        want = normalise(content)
+        got = normalise(str(message.get("content") or "")) or normalise(str(message.get("content_html") or ""))
+        # Attachment problems may have been appended to what was sent.
+        return got == want or got.startswith(want)

@@ -1,0 +1,138 @@
+"""Reconciliation: catch agents' answers whose webhook was missed, and cases closed in Deskie.
+
+One list call per poll (`from_updated_time` from a stored cursor, oldest change first), then the
+messages of only those cases that changed. The cost does not grow with the number of open chats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import Executor
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+from functools import partial
+from typing import Any, TypeVar
+
+from ..deskie.client import DeskieClient
+from ..deskie.ratebudget import Priority
+from ..store import Store, content_hash
+from .outbound import reply_text
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+CURSOR = "deskie.cases_updated_since"
+# Deskie's times have one-second resolution and the filter's edge is undocumented: look back a
+# little; the ledger makes seeing a message twice harmless.
+OVERLAP = timedelta(seconds=120)
+
+
+def _parse(value: Any) -> datetime | None:
+    if not value or value == "-":
+        return None
+    try:
+        return parsedate_to_datetime(str(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def cursor_text(newest: datetime) -> str:
+    """The filter value, in the account's own offset (the one its timestamps carry)."""
+    return (newest - OVERLAP).strftime("%Y-%m-%d %H:%M:%S")
+
+
+class Reconciler:
+    def __init__(
+        self,
+        store: Store,
+        deskie: DeskieClient,
+        channel: str,
+        pool: Executor,
+        *,
+        on_new_replies: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.store = store
+        self.deskie = deskie
+        self.channel = channel
+        self.pool = pool
+        self.on_new_replies = on_new_replies
+        self.polls = 0
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.pool, partial(fn, *args, **kwargs))
+
+    async def poll(self) -> int:
+        """One reconciliation pass; returns how many missed answers were queued."""
+        params: dict[str, Any] = {"channel": self.channel, "limit": 100}
+        cursor = self.store.get_cursor(CURSOR)
+        if cursor:
+            params["from_updated_time"] = cursor
+            params["sort"] = "updated_at_asc"
+            cases = await self._call(lambda: list(self.deskie.iter_cases(Priority.RECONCILE, **params)))
+        else:
+            # First poll ever: only the most recent changes matter, and they tell us the account's offset.
+            params["sort"] = "updated_at_desc"
+            cases = (await self._call(self.deskie.list_cases, Priority.RECONCILE, **params)).items
+        self.polls += 1
+        queued = 0
+        newest: datetime | None = None
+        for case in cases:
+            updated = _parse(case.get("updated_at"))
+            if updated is not None and (newest is None or updated > newest):
+                newest = updated
+            queued += await self._reconcile_case(case)
+        if newest is not None:
+            self.store.set_cursor(CURSOR, cursor_text(newest))
+        if queued:
+            log.info("reconciliation found %d answer(s) the webhook did not bring", queued)
+            self.on_new_replies()
+        return queued
+
+    async def _reconcile_case(self, case: dict[str, Any]) -> int:
+        case_id = int(case.get("case_id") or 0)
+        conv = self.store.conversation_by_case(case_id) if case_id else None
+        if conv is None:
+            return 0
+        updated_at = str(case.get("updated_at") or "")
+        if updated_at and updated_at == conv.case_updated_at:
+            return 0
+        page = await self._call(self.deskie.list_messages, case_id, order="desc", limit=100)
+        answers = [
+            m for m in page.items
+            if int(m.get("staff_id") or 0) and not m.get("note") and int(m.get("message_id") or 0)
+        ]
+        answers.sort(key=lambda m: int(m["message_id"]))
+        known = self.store.known_message_ids([int(m["message_id"]) for m in answers])
+        queued = 0
+        for m in answers:
+            mid = int(m["message_id"])
+            if mid in known:
+                continue
+            text = reply_text(m.get("content"), m.get("content_html"), list(m.get("attachments") or []))
+            if not text:
+                continue
+            if self._resolve_unnamed(case_id, text, mid):
+                continue
+            if self.store.add_reply(
+                message_id=mid,
+                case_id=case_id,
+                conversation_id=conv.id,
+                body=text,
+                attachments=list(m.get("attachments") or []),
+                source="reconcile",
+            ):
+                queued += 1
+        if case.get("status") == "closed" and conv.state != "closed":
+            self.store.set_conversation_state(conv.id, "closed")
+            log.info("case %s was closed in Deskie; the next message opens a new case", case_id)
+        if updated_at:
+            self.store.set_case_updated_at(conv.id, updated_at)
+        return queued
+
+    def _resolve_unnamed(self, case_id: int, text: str, message_id: int) -> bool:
+        """A webhook without a message id brought this text already: give that record the id."""
+        reply_id = self.store.unresolved_reply(case_id, content_hash(text))
+        return reply_id is not None and self.store.resolve_reply(reply_id, message_id)

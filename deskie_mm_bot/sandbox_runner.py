@@ -1,0 +1,200 @@
+"""`deskie-mm-bot sandbox`: both emulators on loopback, seeded, and the real bot wired to them.
+
+The emulators (in `sandbox/`) know nothing of the bot; this module is the only glue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .sandbox.deskie import DeskieEmulator
+from .sandbox.mattermost import MattermostEmulator
+
+WEBHOOK_SECRET = "sandbox-webhook-secret-0123456789"
+DESKIE_KEY = "sandbox-api-key"
+STAFF_EMAIL = "bot-agent@sandbox.local"
+CHANNEL_CODE = "cch12"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class World:
+    """A seeded Mattermost workspace and Deskie account, and the bot's place in them."""
+
+    mm: MattermostEmulator
+    dk: DeskieEmulator
+    team: dict[str, Any]
+    bot: dict[str, Any]
+    bot_token: str
+    jane: dict[str, Any]
+    bob: dict[str, Any]
+    jane_dm: dict[str, Any]
+    support: dict[str, Any]
+    group: dict[str, Any]
+    staff: dict[str, Any]
+    webhook_port: int
+
+    @property
+    def webhook_url(self) -> str:
+        return f"http://127.0.0.1:{self.webhook_port}/deskie/webhook/{WEBHOOK_SECRET}"
+
+    def config(self, state_path: str, **chats: Any) -> dict[str, Any]:
+        return {
+            "mattermost": {"url": self.mm.url, "bot_token": self.bot_token, "team": ""},
+            "deskie": {
+                "url": self.dk.url,
+                "staff_email": STAFF_EMAIL,
+                "api_key": DESKIE_KEY,
+                "channel": CHANNEL_CODE,
+                "default_group": self.group["group_title"],
+            },
+            "webhook": {"listen": f"127.0.0.1:{self.webhook_port}", "secret": WEBHOOK_SECRET},
+            "chats": {"mention_only": True, "reply_mode": "group_chat", "idle_timeout": "10m",
+                      "poll_interval": "30s", **chats},
+            "state": {"path": state_path},
+            "log": {"level": "info", "format": "text"},
+        }
+
+    def write_config(self, folder: str | Path, **chats: Any) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "bot_config.yaml"
+        path.write_text(yaml.safe_dump(self.config(str(folder / "state.sqlite3"), **chats), sort_keys=False))
+        return path
+
+
+def seed_world(mm: MattermostEmulator, dk: DeskieEmulator, webhook_port: int | None = None) -> World:
+    port = webhook_port or free_port()
+    team = mm.add_team("acme", "Acme")
+    bot, token = mm.add_bot("helpbot", "Help Bot")
+    jane = mm.add_user("jane", "Jane", "Doe")
+    bob = mm.add_user("bob", "Bob", "Stone")
+    for u in (bot, jane, bob):
+        mm.add_team_member(team["id"], u["id"])
+    support = mm.add_channel(team["id"], "support", "Support", "O")
+    for u in (bot, jane, bob):
+        mm.add_channel_member(support["id"], u["id"])
+    jane_dm = mm.direct_channel(bot["id"], jane["id"])
+    staff = dk.add_staff(STAFF_EMAIL, "Bot Agent", api_key=DESKIE_KEY)
+    dk.add_staff("anna@sandbox.local", "Anna Agent")
+    group = dk.add_group("Support")
+    world = World(mm, dk, team, bot, token, jane, bob, jane_dm, support, group, staff, port)
+    dk.add_custom_channel(CHANNEL_CODE, "Mattermost", webhook_url=world.webhook_url, channel_type="sync")
+    return world
+
+
+def _wait(predicate: Any, timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise TimeoutError("the sandbox did not get there in time")
+
+
+def _demo(world: World, reply_mode: str, say: Any) -> None:
+    t0 = time.monotonic()
+
+    def stamp() -> str:
+        return f"[{time.monotonic() - t0:6.2f}s]"
+
+    mm, dk = world.mm, world.dk
+    say(f"{stamp()} @jane -> @helpbot (DM): Hi! My printer is on fire. Literally.")
+    mm.post_as(world.jane["id"], world.jane_dm["id"], "Hi! My printer is on fire. Literally.")
+    case = _wait(lambda: next(iter(dk.cases(CHANNEL_CODE)), None))
+    say(f"{stamp()} Deskie: case {case['case_number']} opened in group '{world.group['group_title']}' "
+        f"for '{dk.user(case['user_id'])['user_full_name']}', subject '{case['subject']}'")
+    say(f"{stamp()} agent Anna answers in Deskie (HTML with a link and a list)")
+    dk.agent_reply(case["case_id"], html="<p>Please step away from the printer and:</p>"
+                   "<ul><li>unplug it</li><li>call <b>facilities</b></li></ul>"
+                   '<p>See <a href="https://example.com/fire">our fire guide</a>.</p>')
+    answer = _wait(lambda: [p for p in mm.posts_in(world.jane_dm["id"]) if p["user_id"] == world.bot["id"]])
+    say(f"{stamp()} @helpbot -> @jane (DM):")
+    for line in answer[-1]["message"].splitlines():
+        say(f"          | {line}")
+    mm.post_as(world.jane["id"], world.jane_dm["id"], "Thanks, unplugged it. Fire is out.")
+    say(f"{stamp()} @jane -> @helpbot (DM): Thanks, unplugged it. Fire is out.")
+    _wait(lambda: len(dk.messages(case["case_id"])) >= 3)
+    msgs = dk.messages(case["case_id"])
+    say(f"{stamp()} Deskie: case {case['case_number']} now has {len(msgs)} messages:")
+    for m in msgs:
+        who = "agent   " if m["staff_id"] else "customer"
+        say(f"          {who} {(m['content'] or m['content_html'])[:70]!r}")
+    say(f"{stamp()} demo done (reply mode {reply_mode})")
+
+
+def run_sandbox(*, demo: bool, reply_mode: str, mention_only: bool, workdir: str | None) -> int:
+    from .app import BotApp
+    from .config import load_config
+    from .logs import setup_logging
+
+    folder = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="deskie-mm-sandbox-"))
+    with MattermostEmulator() as mm, DeskieEmulator(rate_limit_per_minute=50) as dk:
+        world = seed_world(mm, dk)
+        path = world.write_config(folder, reply_mode=reply_mode, mention_only=mention_only,
+                                  poll_interval="5s")
+        settings = load_config(path, env=os.environ)
+        setup_logging("warning" if demo else "info", "text", settings.secrets())
+        print(f"Mattermost emulator: {mm.url}   (control: {mm.url}/_emu/...)")
+        print(f"Deskie emulator:     {dk.url}   (control: {dk.url}/_emu/...)")
+        print(f"bot config:          {path}")
+        print(f"reply mode:          {reply_mode}; mention only in channels: {mention_only}")
+        if not demo:
+            print("\nTry it (in another terminal):")
+            print(f"  curl -s -XPOST {mm.url}/_emu/post_as -d '{{\"user_id\":\"{world.jane['id']}\","
+                  f"\"channel_id\":\"{world.jane_dm['id']}\",\"message\":\"Hello, I need help\"}}'")
+            print(f"  curl -s {dk.url}/_emu/cases")
+            print(f"  curl -s -XPOST {dk.url}/_emu/agent_reply -d '{{\"case_id\":1,\"content\":\"Hi, how can I help?\"}}'")
+            print(f"  curl -s {mm.url}/_emu/posts/{world.jane_dm['id']}")
+            print(f"  channel ~support: {world.support['id']} (post as bob {world.bob['id']} with '@helpbot ...')")
+            print("Ctrl-C stops everything.\n")
+
+        async def main() -> int:
+            app = BotApp(settings)
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, app.request_stop)
+            task = asyncio.create_task(app.run())
+            if demo:
+                await asyncio.wait_for(app.started.wait(), 20)
+                while mm.connection_count() == 0 and not task.done():
+                    await asyncio.sleep(0.05)
+                failure: list[BaseException] = []
+
+                def script() -> None:
+                    try:
+                        _demo(world, reply_mode, print)
+                    except BaseException as e:  # reported below, the bot still stops cleanly
+                        failure.append(e)
+                    finally:
+                        loop.call_soon_threadsafe(app.request_stop)
+
+                threading.Thread(target=script, daemon=True).start()
+                code = await task
+                if failure:
+                    print(f"demo failed: {failure[0]!r}")
+                    return 1
+                return code
+            return await task
+
+        with contextlib.suppress(KeyboardInterrupt):
+            return asyncio.run(main())
+        return 0
