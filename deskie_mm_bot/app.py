@@ -40,8 +40,8 @@ from .metrics import Metrics
 from .relay.inbound import InboundRelay, Target
 from .relay.intake import Intake, IntakeRules, channel_name, person_name
 from .relay.lifecycle import IdleSweeper
-from .relay.outbound import PermanentPostError
 from .relay.outbound import OutboundRelay as _OutboundRelay
+from .relay.outbound import PermanentPostError
 from .relay.reconcile import Reconciler
 from .server import build_app
 from .store import Conversation, Store

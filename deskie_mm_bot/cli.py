@@ -191,7 +191,7 @@ def status(config_path: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
-    click.echo(f"running: {'yes (pid %d)' % pid if pid else 'no'}")
+    click.echo(f"running: {f'yes (pid {pid})' if pid else 'no'}")
     click.echo(f"open chats: {info['open_chats']} (ended, not closed: {info['ended_chats']})")
     click.echo(f"queued to Deskie: {info['queued_to_deskie']}; to Mattermost: {info['queued_to_mattermost']}")
     if info["failed_to_deskie"]:

@@ -32,9 +32,8 @@ def _is_loopback(host: object) -> bool:
 
 
 def _check(address: object) -> None:
-    if isinstance(address, tuple) and address:
-        if not _is_loopback(address[0]):
-            raise NetworkBlocked(f"test tried to reach {address!r}; only loopback is allowed")
+    if isinstance(address, tuple) and address and not _is_loopback(address[0]):
+        raise NetworkBlocked(f"test tried to reach {address!r}; only loopback is allowed")
     # AF_UNIX paths (str/bytes) stay local by nature.
 
 

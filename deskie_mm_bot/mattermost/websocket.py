@@ -165,12 +165,11 @@ class MattermostWebsocket:
                 self.resyncs += 1
                 await self._on_resync()
             return
-        if isinstance(seq, int):
-            if seq != self._next_seq:
-                log.warning("websocket sequence gap: expected %s, got %s", self._next_seq, seq)
-                if self._ws is not None:
-                    await self._ws.close(code=4001, reason="sequence mismatch")
-                raise SequenceGap(f"expected {self._next_seq}, got {seq}")
+        if isinstance(seq, int) and seq != self._next_seq:
+            log.warning("websocket sequence gap: expected %s, got %s", self._next_seq, seq)
+            if self._ws is not None:
+                await self._ws.close(code=4001, reason="sequence mismatch")
+            raise SequenceGap(f"expected {self._next_seq}, got {seq}")
         await self._on_event(msg)
         if isinstance(seq, int):
             # Counted only once handled: a resume asks again for anything we did not finish.

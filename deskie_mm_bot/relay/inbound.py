@@ -9,6 +9,7 @@ idempotency key.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import logging
 import re
@@ -103,10 +104,8 @@ class InboundRelay:
             self._wake.clear()
             next_due = await self.drain()
             timeout = 1.0 if next_due is None else max(0.05, min(1.0, next_due - self.clock()))
-            try:
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=timeout)
-            except asyncio.TimeoutError:
-                pass
 
     async def drain(self) -> float | None:
         """Work through every conversation with pending posts; returns when to look again."""

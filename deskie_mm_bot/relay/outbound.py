@@ -8,6 +8,7 @@ was in flight during a crash is found in the channel instead of being posted twi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -104,10 +105,8 @@ class OutboundRelay:
         while not stopping.is_set():
             self._wake.clear()
             await self.drain()
-            try:
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=0.5)
-            except asyncio.TimeoutError:
-                pass
 
     async def drain(self) -> None:
         for reply in self.store.due_replies(self.clock()):
