@@ -196,6 +196,7 @@ class BotApp:
             mm.url, mm.bot_token, self.on_event, self.catch_up,
             ssl_ctx=ssl_context(mm.ca_file, mm.insecure) if mm.scheme == "https" else None,
             ping_interval=getattr(mm, "ping_interval", 30.0),
+            check_token=self._check_token,
         )
         self._spawn("websocket", self.ws.run())
         log.info("deskie-mm-bot running; webhook on http://%s/deskie/webhook/<secret>", s.webhook.listen)
@@ -268,6 +269,13 @@ class BotApp:
                     self.store.record_error("scheduler", f"{type(e).__name__}: {e}")
 
         return job
+
+    async def _check_token(self) -> None:
+        assert self.rest is not None
+        try:
+            await self.rest.login()
+        except MattermostUnavailable:
+            pass
 
     async def _wake_relays(self) -> None:
         self.inbound.wake()

@@ -48,12 +48,16 @@ class MattermostWebsocket:
         ping_interval: float = 30.0,
         ping_timeout: float = 10.0,
         backoff: Backoff | None = None,
+        check_token: ResyncHandler | None = None,
     ) -> None:
         scheme = "wss" if base_url.startswith("https://") else "ws"
         self._url = scheme + "://" + base_url.split("://", 1)[1].rstrip("/") + "/api/v4/websocket"
         self._token = token
         self._on_event = on_event
         self._on_resync = on_resync
+        # A header token the server does not accept leaves the socket waiting for a challenge and
+        # then dropped, without a 401: a REST call tells a revoked token from a sick server.
+        self._check_token = check_token
         self._ssl = ssl_ctx if scheme == "wss" else None
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
@@ -130,7 +134,7 @@ class MattermostWebsocket:
         resumed = self.connection_id is not None
         got_anything = False
         try:
-            async for raw in ws:
+            async for raw in _frames(ws, lambda: got_anything, self._check_token):
                 msg = json.loads(raw)
                 if not got_anything:
                     got_anything = True
@@ -147,8 +151,8 @@ class MattermostWebsocket:
             with contextlib.suppress(BaseException):
                 await pinger
         if not got_anything and not self._stopping.is_set():
-            # Accepted then dropped at once with nothing said: how Mattermost answers a bad token
-            # given by the challenge; with a header token it means the server is unwell. Back off.
+            if self._check_token is not None:
+                await self._check_token()
             raise ConnectionResetError("connection closed before hello")
 
     async def _handle_event(self, msg: dict[str, Any], resumed: bool) -> None:
@@ -191,6 +195,19 @@ class MattermostWebsocket:
                 # Abort the TCP connection: a polite close would wait on a server that is not listening.
                 ws.transport.abort()
                 return
+
+
+async def _frames(
+    ws: ClientConnection, got_anything: Callable[[], bool], check_token: ResyncHandler | None
+) -> Any:
+    """The socket's messages; a drop before any message first checks the token over REST."""
+    try:
+        async for raw in ws:
+            yield raw
+    except ConnectionClosed:
+        if not got_anything() and check_token is not None:
+            await check_token()  # raises MattermostAuthError for a rejected token
+        raise
 
 
 def _describe(e: BaseException) -> str:
