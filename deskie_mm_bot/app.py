@@ -272,10 +272,8 @@ class BotApp:
 
     async def _check_token(self) -> None:
         assert self.rest is not None
-        try:
+        with contextlib.suppress(MattermostUnavailable):
             await self.rest.login()
-        except MattermostUnavailable:
-            pass
 
     async def _wake_relays(self) -> None:
         self.inbound.wake()

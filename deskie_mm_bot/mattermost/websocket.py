@@ -132,12 +132,14 @@ class MattermostWebsocket:
         self._ws = ws
         pinger = asyncio.create_task(self._ping_loop(ws))
         resumed = self.connection_id is not None
+        heard: list[bool] = []  # set once the server has said anything on this connection
         got_anything = False
         try:
-            async for raw in _frames(ws, lambda: got_anything, self._check_token):
+            async for raw in _frames(ws, heard, self._check_token):
                 msg = json.loads(raw)
                 if not got_anything:
                     got_anything = True
+                    heard.append(True)
                     self.connected.set()
                     self._backoff.reset()
                 if "seq_reply" in msg:
@@ -198,14 +200,14 @@ class MattermostWebsocket:
 
 
 async def _frames(
-    ws: ClientConnection, got_anything: Callable[[], bool], check_token: ResyncHandler | None
+    ws: ClientConnection, heard: list[bool], check_token: ResyncHandler | None
 ) -> Any:
     """The socket's messages; a drop before any message first checks the token over REST."""
     try:
         async for raw in ws:
             yield raw
     except ConnectionClosed:
-        if not got_anything() and check_token is not None:
+        if not heard and check_token is not None:
             await check_token()  # raises MattermostAuthError for a rejected token
         raise
 
