@@ -1,0 +1,71 @@
+"""Chat lifecycle scenarios: idle end, ended-is-not-closed, closed cases. Time is the test's."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from deskie_mm_bot.sandbox_runner import World
+from tests.harness import bot_posts, cases_of, customer_texts, wait_for, world
+from tests.inproc import FakeClock, InProcessBot, clock, inproc_bot
+
+__all__ = ["clock", "inproc_bot", "world"]
+
+
+def test_idle_chat_ends_open_when_customer_spoke_last(
+    world: World, inproc_bot: Callable[..., InProcessBot], clock: FakeClock
+) -> None:
+    bot = inproc_bot(idle_timeout="10m").start()
+    world.mm.post_as(world.jane["id"], world.jane_dm["id"], "anyone there?")
+    case = wait_for(lambda: next(iter(cases_of(world)), None), what="a case")
+    world.dk.set_status(case["case_id"], "waiting")  # so the bot's change is visible
+    clock.advance(9 * 60)
+    assert bot.call(bot.app.sweeper.sweep) == 0
+    assert world.dk.get_case(case["case_id"])["status"] == "waiting"
+    clock.advance(2 * 60)
+    assert bot.call(bot.app.sweeper.sweep) == 1
+    assert world.dk.get_case(case["case_id"])["status"] == "open"
+
+
+def test_idle_chat_ends_waiting_when_agent_spoke_last(
+    world: World, inproc_bot: Callable[..., InProcessBot], clock: FakeClock
+) -> None:
+    bot = inproc_bot(idle_timeout="10m").start()
+    world.mm.post_as(world.jane["id"], world.jane_dm["id"], "help")
+    case = wait_for(lambda: next(iter(cases_of(world)), None), what="a case")
+    world.dk.agent_reply(case["case_id"], content="here")
+    wait_for(lambda: bot_posts(world, world.jane_dm["id"]), what="the answer")
+    world.dk.set_status(case["case_id"], "open")
+    clock.advance(11 * 60)
+    assert bot.call(bot.app.sweeper.sweep) == 1
+    assert world.dk.get_case(case["case_id"])["status"] == "waiting"
+
+
+def test_ended_chat_whose_case_is_open_continues_that_case(
+    world: World, inproc_bot: Callable[..., InProcessBot], clock: FakeClock
+) -> None:
+    bot = inproc_bot(idle_timeout="10m").start()
+    world.mm.post_as(world.jane["id"], world.jane_dm["id"], "one")
+    case = wait_for(lambda: next(iter(cases_of(world)), None), what="a case")
+    clock.advance(11 * 60)
+    assert bot.call(bot.app.sweeper.sweep) == 1
+    world.mm.post_as(world.jane["id"], world.jane_dm["id"], "two, after a long pause")
+    wait_for(lambda: len(customer_texts(world, case["case_id"])) == 2, what="the follow-up on the same case")
+    assert len(cases_of(world)) == 1
+
+
+def test_closed_case_next_message_opens_new_case(
+    world: World, inproc_bot: Callable[..., InProcessBot], clock: FakeClock
+) -> None:
+    bot = inproc_bot().start()
+    world.mm.post_as(world.jane["id"], world.jane_dm["id"], "one")
+    case = wait_for(lambda: next(iter(cases_of(world)), None), what="a case")
+    world.dk.close_case(case["case_id"])
+    # Not yet seen by reconciliation: the bot learns it from Deskie's answer to its write.
+    world.mm.post_as(world.jane["id"], world.jane_dm["id"], "two")
+    wait_for(lambda: len(cases_of(world)) == 2, what="a second case")
+    second = cases_of(world)[1]
+    assert customer_texts(world, second["case_id"]) == ["two"]
+    assert world.dk.user(second["user_id"])["user_custom_id"] == f"u:{world.jane['id']}"
+    world.dk.agent_reply(second["case_id"], content="new case answer")
+    wait_for(lambda: bot_posts(world, world.jane_dm["id"]), what="the answer")
+    assert bot is not None
