@@ -309,3 +309,12 @@ def test_scarce_during_a_pause() -> None:
     budget, _ = make_budget()
     budget.settle(0, {"retry_after": "5"}, refused=True)
     assert budget.scarce(writes=1)
+
+
+def test_cap_below_one_write_still_lets_writes_through() -> None:
+    budget, clock = make_budget(cap=1)
+    budget.acquire(2, timeout=0)
+    with pytest.raises(TimeoutError):
+        budget.acquire(2, timeout=0)
+    clock.advance(60)
+    budget.acquire(2, timeout=0)

@@ -70,7 +70,8 @@ class RateBudget:
     @property
     def limit(self) -> int:
         learned = self._server_limit or DEFAULT_LIMIT
-        return min(learned, self.cap) if self.cap else learned
+        limit = min(learned, self.cap) if self.cap else learned
+        return max(limit, 2)  # a write costs 2: a smaller limit would block every write forever
 
     def available(self) -> float:
         """Units that could be spent right now without waiting."""
