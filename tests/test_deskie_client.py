@@ -473,3 +473,13 @@ def test_non_json_success_is_unavailable(env: Env) -> None:
     env.rsps.get(f"{BASE}/api/cases/2000.json", body="<html>maintenance</html>")
     with pytest.raises(DeskieUnavailable):
         env.client.get_case(2000)
+
+
+def test_rate_limit_resends_do_not_use_up_read_retries(env: Env) -> None:
+    # retry_after 0: the budget does not pause, so the resends happen without waiting.
+    for _ in range(env.client.max_read_attempts):
+        env.rsps.get(f"{BASE}/api/cases/2000.json", status=429, headers={"retry_after": "0"})
+    env.rsps.get(f"{BASE}/api/cases/2000.json", status=503)
+    env.rsps.get(f"{BASE}/api/cases/2000.json", json={"case": CASE})
+    assert env.client.get_case(2000) == CASE
+    assert len(env.calls) == env.client.max_read_attempts + 2

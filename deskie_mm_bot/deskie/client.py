@@ -171,6 +171,7 @@ class DeskieClient:
                 pause = self.budget.settle(cost, resp.headers, refused=True) or 5.0
                 log.warning("Deskie rate limit reached; pausing all calls for %.0f s", pause)
                 self._note_error(f"rate limited, paused {pause:.0f}s")
+                attempt -= 1  # a refused call is not a failed attempt: keep the read retries for real failures
                 continue
             self.budget.settle(cost, resp.headers)
             if resp.status_code >= 500:
