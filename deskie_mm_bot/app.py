@@ -195,7 +195,8 @@ class BotApp:
         self.ws = MattermostWebsocket(
             mm.url, mm.bot_token, self.on_event, self.catch_up,
             ssl_ctx=ssl_context(mm.ca_file, mm.insecure) if mm.scheme == "https" else None,
-            ping_interval=getattr(mm, "ping_interval", 30.0),
+            ping_interval=mm.ping_interval,
+            ping_timeout=max(1.0, mm.ping_interval / 3),
             check_token=self._check_token,
         )
         self._spawn("websocket", self.ws.run())
@@ -340,7 +341,8 @@ class BotApp:
                 if ch["id"] in seen:
                     continue
                 seen.add(ch["id"])
-                since = int(self.store.get_cursor(f"mm.channel.{ch['id']}") or floor)
+                # A second of overlap: posts sharing the cursor's millisecond are not skipped (dedup by id).
+                since = int(self.store.get_cursor(f"mm.channel.{ch['id']}") or floor) - 1000
                 if int(ch.get("last_post_at") or since + 1) < since:
                     continue
                 for raw in await self.rest.posts_since(ch["id"], since):

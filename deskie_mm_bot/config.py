@@ -98,6 +98,7 @@ class MattermostSettings:
     team: str = ""
     ca_file: str | None = None
     insecure: bool = False
+    ping_interval: float = 30.0
 
     @property
     def scheme(self) -> str:
@@ -514,7 +515,7 @@ def _sub_section(top: _Section, name: str, *, required: bool) -> _Section:
 
 
 _SECTION_KEYS: dict[str, tuple[str, ...]] = {
-    "mattermost": ("url", "bot_token", "team", "ca_file", "insecure"),
+    "mattermost": ("url", "bot_token", "team", "ca_file", "insecure", "ping_interval"),
     "deskie": (
         "url",
         "staff_email",
@@ -549,6 +550,7 @@ def _parse_mattermost(s: _Section, base_dir: str | None) -> MattermostSettings:
         team=team,
         ca_file=s.existing_file("ca_file", base_dir),
         insecure=s.boolean("insecure", False),
+        ping_interval=s.duration("ping_interval", 30.0),
     )
 
 

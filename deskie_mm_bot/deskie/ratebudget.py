@@ -21,6 +21,7 @@ from enum import IntEnum
 
 WINDOW = 60.0
 DEFAULT_LIMIT = 20  # Deskie's smallest plan; used until the account tells its own
+SMALL_PLAN = 100
 
 
 class Priority(IntEnum):
@@ -79,8 +80,9 @@ class RateBudget:
             return self._available(self._clock())
 
     def scarce(self, writes: int = 5) -> bool:
-        """Fewer than `writes` writes fit now: callers should gather work into fewer requests."""
-        return self.available() < 2 * writes
+        """Callers should gather work into fewer requests: fewer than `writes` writes fit now, or the
+        plan itself is small (under 50 writes a minute), where one burst could spend the minute."""
+        return self.limit < SMALL_PLAN or self.available() < 2 * writes
 
     def paused_for(self) -> float:
         with self._cond:

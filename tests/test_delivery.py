@@ -1,0 +1,138 @@
+"""Delivery guarantees with the bot as a subprocess: crashes, outages, drops and a small rate plan."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+
+import pytest
+
+from deskie_mm_bot.sandbox_runner import CHANNEL_CODE, World
+from tests.delivery import add_customers, all_delivered, burst, burst_in_background, verdict
+from tests.harness import BotProcess, bot_posts, cases_of, make_bot, wait_for, world
+
+__all__ = ["make_bot", "world"]
+
+
+@pytest.mark.parametrize("trial", range(3))
+def test_kill9_during_a_burst_loses_nothing_and_doubles_nothing(
+    world: World, make_bot: Callable[..., BotProcess], trial: int
+) -> None:
+    rng = random.Random(1000 + trial)
+    customers = add_customers(world, 5)
+    bot = make_bot().start()
+    sender = burst_in_background(world, customers, 10, gap=0.02, rng=rng)
+    time.sleep(rng.uniform(0.05, 0.8))
+    bot.kill()
+    sender.join(30)
+    bot.start()
+    wait_for(lambda: all_delivered(world, customers), 60, "all 50 messages in Deskie")
+    # A little longer, so a double would have time to show.
+    time.sleep(1.0)
+    v = verdict(world, customers)
+    assert v.ok, f"lost={v.lost} doubled={v.doubled} out_of_order={v.out_of_order}\n{bot.log()[-3000:]}"
+    assert bot.stop() == 0
+
+
+def test_agent_answers_during_a_crash_are_posted_once(world: World, make_bot: Callable[..., BotProcess]) -> None:
+    bot = make_bot().start()
+    world.mm.post_as(world.jane["id"], world.jane_dm["id"], "hello")
+    case = wait_for(lambda: next(iter(cases_of(world)), None), what="a case")
+    world.dk.agent_reply(case["case_id"], content="answer 1")
+    wait_for(lambda: bot_posts(world, world.jane_dm["id"]), what="answer 1")
+    bot.kill()
+    for i in (2, 3, 4):
+        world.dk.agent_reply(case["case_id"], content=f"answer {i}")
+    bot.start()
+    wait_for(lambda: len(bot_posts(world, world.jane_dm["id"])) >= 4, 30, "answers 2-4 after the restart")
+    time.sleep(2.5)  # more polls: nothing may come twice
+    assert [p["message"] for p in bot_posts(world, world.jane_dm["id"])] == [f"answer {i}" for i in range(1, 5)]
+    assert all(p["props"].get("deskie_message_id") for p in bot_posts(world, world.jane_dm["id"]))
+
+
+def test_a_20_second_deskie_outage_delays_but_loses_nothing(
+    world: World, make_bot: Callable[..., BotProcess]
+) -> None:
+    customers = add_customers(world, 3)
+    bot = make_bot().start()
+    world.dk.outage(20, "5xx")
+    burst(world, customers, 4, gap=0.2)
+    time.sleep(3)
+    assert not cases_of(world)
+    wait_for(lambda: all_delivered(world, customers), 60, "delivery after the outage")
+    v = verdict(world, customers)
+    assert v.ok, f"{v}"
+    assert bot.healthy()
+
+
+@pytest.mark.parametrize("resumable", [True, False])
+def test_websocket_drops_while_customers_post(
+    world: World, make_bot: Callable[..., BotProcess], resumable: bool
+) -> None:
+    customers = add_customers(world, 3)
+    bot = make_bot().start()
+    sender = burst_in_background(world, customers, 8, gap=0.05, rng=random.Random(7))
+    for _ in range(3):
+        time.sleep(0.25)
+        world.mm.drop_connections(resumable=resumable)
+    sender.join(30)
+    wait_for(lambda: all_delivered(world, customers), 60, "all messages after the drops")
+    time.sleep(1.0)
+    v = verdict(world, customers)
+    assert v.ok, f"{v}\n{bot.log()[-2000:]}"
+
+
+def test_silent_server_is_detected_and_replaced(world: World, make_bot: Callable[..., BotProcess]) -> None:
+    bot = make_bot()
+    text = bot.config_path.read_text().replace("team: ''", "team: ''\n  ping_interval: 1s")
+    bot.config_path.write_text(text)
+    bot.start()
+    world.mm.set_silent(True)
+    world.mm.post_as(world.jane["id"], world.jane_dm["id"], "are you alive?")
+    wait_for(lambda: "did not answer a ping" in bot.log() or "reconnecting" in bot.log(), 20, "dead link noticed")
+    world.mm.set_silent(False)
+    wait_for(lambda: cases_of(world), 30, "the post delivered after reconnecting")
+
+
+def test_small_plan_burst_from_several_people_gets_no_429(world: World, make_bot: Callable[..., BotProcess]) -> None:
+    world.dk.set_rate_limit(20, window_seconds=10)
+    customers = add_customers(world, 3)
+    make_bot(poll_interval="30s").start()
+    burst(world, customers, 10, gap=0.1, rng=random.Random(3))
+    wait_for(lambda: all_delivered(world, customers), 90, "everything delivered")
+    v = verdict(world, customers)
+    assert v.ok, f"{v}"
+    assert world.dk.count_429 == 0
+
+
+def test_small_plan_burst_to_one_chat_goes_out_in_few_writes(
+    world: World, make_bot: Callable[..., BotProcess]
+) -> None:
+    world.dk.set_rate_limit(20, window_seconds=10)
+    customers = add_customers(world, 1)
+    make_bot(poll_interval="30s").start()
+    burst(world, customers, 30, gap=0.15, rng=random.Random(4))  # about 2-4 seconds
+    wait_for(lambda: all_delivered(world, customers), 90, "everything delivered")
+    v = verdict(world, customers)
+    assert v.ok, f"{v}"
+    assert world.dk.count_429 == 0
+    (case,) = cases_of(world)
+    writes = 1 + world.dk.writes(case["case_id"])  # the case itself, then its messages
+    assert writes <= 5, f"{writes} writes for 30 messages"
+
+
+def test_stop_while_work_is_queued_loses_nothing(world: World, make_bot: Callable[..., BotProcess]) -> None:
+    customers = add_customers(world, 2)
+    bot = make_bot().start()
+    world.dk.outage(600, "5xx")
+    burst(world, customers, 3, gap=0.05)
+    time.sleep(1)
+    started = time.monotonic()
+    assert bot.stop() == 0
+    assert time.monotonic() - started < 15
+    world.dk.clear_faults()
+    bot.start()
+    wait_for(lambda: all_delivered(world, customers), 30, "delivery after the restart")
+    assert verdict(world, customers).ok
+    assert all(c["channel"] == CHANNEL_CODE for c in cases_of(world))
