@@ -291,11 +291,19 @@ def test_close_wakes_waiters_with_budget_closed() -> None:
         budget.acquire(1)
 
 
+def test_small_plan_is_always_scarce() -> None:
+    budget, _ = make_budget()
+    assert budget.limit == 20
+    assert budget.available() == 20
+    assert budget.scarce(), "on a 20 RPM plan one burst could spend the minute: always gather"
+
+
 def test_scarce_when_fewer_than_five_writes_fit() -> None:
     budget, clock = make_budget()
+    budget.settle(0, {"rate_limit_per_minute": "750"})
     assert not budget.scarce()
-    for _ in range(5):
-        budget.acquire(2)
+    for _ in range(370):
+        budget.acquire(2, timeout=0)
     assert budget.available() == 10
     assert not budget.scarce()
     budget.acquire(2)
@@ -307,6 +315,8 @@ def test_scarce_when_fewer_than_five_writes_fit() -> None:
 
 def test_scarce_during_a_pause() -> None:
     budget, _ = make_budget()
+    budget.settle(0, {"rate_limit_per_minute": "750"})
+    assert not budget.scarce()
     budget.settle(0, {"retry_after": "5"}, refused=True)
     assert budget.scarce(writes=1)
 
