@@ -25,8 +25,10 @@ T = TypeVar("T")
 
 CURSOR = "deskie.cases_updated_since"
 # Deskie's times have one-second resolution and the filter's edge is undocumented: look back a
-# little; the ledger makes seeing a message twice harmless.
-OVERLAP = timedelta(seconds=120)
+# little; the ledger makes seeing a message twice harmless. The cursor comes from Deskie's own
+# timestamps (no clock skew to cover), so a few seconds are enough; a wider window would re-list
+# every case changed in it on every poll, and the cost of a poll would grow with busy chats.
+OVERLAP = timedelta(seconds=5)
 
 
 def _parse(value: Any) -> datetime | None:
