@@ -313,6 +313,22 @@ def test_reply_in_unrelayed_thread_without_mention_is_ignored(store: Store) -> N
     assert store.count_outbox() == 0
 
 
+def test_reply_in_the_thread_of_an_agent_answer_is_recorded_without_mention(store: Store) -> None:
+    intake = make_intake(store, mention_only=True)
+    assert accept(intake, event(raw_post("root1", SUPPORT, message="@helpbot help")))
+    conv = store.create_conversation(
+        conv_key=f"ch:{SUPPORT}", channel_id=SUPPORT, reply_root_id="", user_custom_id=f"c:{SUPPORT}",
+        user_full_name="Support (~support)", case_id=7, case_number="7", deskie_user_id=1,
+        last_message_id=0, case_updated_at=None,
+    )
+    store.add_reply(message_id=70, case_id=7, conversation_id=conv.id, body="answer", attachments=[],
+                    source="webhook")
+    reply = store.due_replies(now=1e12)[0]
+    store.record_reply_part(reply.id, "answerpost1")
+    assert accept(intake, event(raw_post("r2", SUPPORT, user_id=BOB, message="thanks!", root_id="answerpost1")))
+    assert store.outbox_item("r2").conv_key == f"ch:{SUPPORT}"
+
+
 # ---- edits and deletions ----------------------------------------------------------------------------------
 
 

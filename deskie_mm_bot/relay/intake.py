@@ -115,7 +115,11 @@ class Intake:
         return fresh
 
     def _root_is_relayed(self, root_id: str) -> bool:
-        return self.store.has_post(root_id) or self.store.current_conversation(f"th:{root_id}") is not None
+        return (
+            self.store.has_post(root_id)
+            or self.store.is_answer_post(root_id)
+            or self.store.current_conversation(f"th:{root_id}") is not None
+        )
 
     def _record_change(self, post: ChatPost) -> bool:
         """An edit or deletion of a relayed post: told to the agent as a note, never a silent rewrite."""

@@ -85,7 +85,8 @@ class Reconciler:
             updated = _parse(case.get("updated_at"))
             if updated is not None and (newest is None or updated > newest):
                 newest = updated
-            queued += await self._reconcile_case(case)
+        for case in cases:
+            queued += await self._reconcile_case(case, at_edge=_parse(case.get("updated_at")) == newest)
         if newest is not None:
             self.store.set_cursor(CURSOR, cursor_text(newest))
         if queued:
@@ -93,7 +94,7 @@ class Reconciler:
             self.on_new_replies()
         return queued
 
-    async def _reconcile_case(self, case: dict[str, Any]) -> int:
+    async def _reconcile_case(self, case: dict[str, Any], *, at_edge: bool = False) -> int:
         case_id = int(case.get("case_id") or 0)
         conv = self.store.conversation_by_case(case_id) if case_id else None
         if conv is None:
@@ -130,7 +131,11 @@ class Reconciler:
         if case.get("status") == "closed" and conv.state != "closed":
             self.store.set_conversation_state(conv.id, "closed")
             log.info("case %s was closed in Deskie; the next message opens a new case", case_id)
-        if updated_at:
+        if updated_at and not at_edge:
+            # Times have one-second resolution: a case changed in the newest second of this listing
+            # may change again within that second, after the list call, keeping the same updated_at.
+            # Only a listing that shows a later second proves that second over; until then the case
+            # is read again (the cursor's overlap keeps it listed).
             self.store.set_case_updated_at(conv.id, updated_at)
         return queued
 

@@ -467,12 +467,20 @@ class Store:
 
     def record_reply_part(self, reply_id: int, post_id: str) -> None:
         with self.transaction() as c:
-            row = c.execute("SELECT post_ids FROM replies WHERE id = ?", (reply_id,)).fetchone()
+            row = c.execute("SELECT post_ids, conversation_id FROM replies WHERE id = ?", (reply_id,)).fetchone()
             ids = json.loads(row["post_ids"]) + [post_id]
             c.execute(
                 "UPDATE replies SET post_ids = ?, parts_posted = ? WHERE id = ?",
                 (json.dumps(ids), len(ids), reply_id),
             )
+            if post_id and row["conversation_id"] is not None:
+                c.execute(
+                    "INSERT OR IGNORE INTO answer_posts (post_id, conversation_id) VALUES (?, ?)",
+                    (post_id, row["conversation_id"]),
+                )
+
+    def is_answer_post(self, post_id: str) -> bool:
+        return self._one("SELECT 1 FROM answer_posts WHERE post_id = ?", (post_id,)) is not None
 
     def finish_reply(self, reply_id: int, state: str = "posted", error: str | None = None) -> None:
         self._exec(
