@@ -1,0 +1,1 @@
+"""The Mattermost edge: websocket events, REST calls, post decoding."""
