@@ -136,3 +136,38 @@ def test_stop_while_work_is_queued_loses_nothing(world: World, make_bot: Callabl
     wait_for(lambda: all_delivered(world, customers), 30, "delivery after the restart")
     assert verdict(world, customers).ok
     assert all(c["channel"] == CHANNEL_CODE for c in cases_of(world))
+
+
+def test_write_applied_but_unanswered_when_killed_is_not_sent_twice(
+    world: World, make_bot: Callable[..., BotProcess]
+) -> None:
+    """Deskie did the write, the bot died before hearing so: on restart it looks before re-sending."""
+    bot = make_bot().start()
+    world.mm.post_as(world.jane["id"], world.jane_dm["id"], "first")
+    case = wait_for(lambda: next(iter(cases_of(world)), None), what="a case")
+    world.dk.slow_next_write(1, seconds=30)
+    world.mm.post_as(world.jane["id"], world.jane_dm["id"], "second")
+    wait_for(lambda: "second" in "".join(m["content"] for m in world.dk.messages(case["case_id"])),
+             what="the write applied in Deskie")
+    bot.kill()  # the answer is still 30 s away
+    bot.start()
+    world.mm.post_as(world.jane["id"], world.jane_dm["id"], "third")
+    wait_for(lambda: "third" in "".join(m["content"] for m in world.dk.messages(case["case_id"])), what="third")
+    contents = [m["content"] for m in world.dk.messages(case["case_id"])]
+    assert contents == ["first", "second", "third"], contents
+    assert "already in Deskie" in bot.log()
+
+
+def test_case_created_but_unanswered_when_killed_is_not_created_twice(
+    world: World, make_bot: Callable[..., BotProcess]
+) -> None:
+    bot = make_bot().start()
+    world.dk.slow_next_write(1, seconds=30)
+    world.mm.post_as(world.jane["id"], world.jane_dm["id"], "please help")
+    wait_for(lambda: cases_of(world), what="the case created in Deskie")
+    bot.kill()
+    bot.start()
+    world.mm.post_as(world.jane["id"], world.jane_dm["id"], "still there?")
+    wait_for(lambda: len(world.dk.messages(cases_of(world)[0]["case_id"])) == 2, what="the follow-up")
+    assert len(cases_of(world)) == 1
+    assert [m["content"] for m in world.dk.messages(cases_of(world)[0]["case_id"])] == ["please help", "still there?"]

@@ -12,7 +12,7 @@ OUTAGE_KINDS = ("5xx", "hang", "429", "403rate")
 
 @dataclass
 class Fault:
-    kind: str  # "fail" | "hang" | "throttle" | "429" | "403rate"
+    kind: str  # "fail" | "hang" | "throttle" | "429" | "403rate" | "slow" (applied, answered late)
     status: int = 500
     seconds: float = 0.0
     retry_after: int = 5
@@ -44,8 +44,9 @@ class FaultPlan:
             self._outage_until = 0.0
             self._outage_kind = ""
 
-    def next_fault(self) -> Fault | None:
-        """The fault for the request being handled now, if any (consumes a one-shot fault)."""
+    def next_fault(self, write: bool = True) -> Fault | None:
+        """The fault for the request being handled now, if any (consumes a one-shot fault).
+        A "slow" fault waits for the next write; reads pass it by."""
         with self._lock:
             now = time.monotonic()
             if now < self._outage_until:
@@ -56,6 +57,6 @@ class FaultPlan:
                 if kind == "hang":
                     return Fault("hang", seconds=remaining)
                 return Fault(kind, retry_after=max(1, int(remaining + 0.999)))
-            if self._queue:
+            if self._queue and (write or self._queue[0].kind != "slow"):
                 return self._queue.popleft()
             return None

@@ -186,9 +186,16 @@ class DeskieEmulator:
         return resp
 
     async def _api_response(self, request: web.Request, query: Query, entry: dict[str, Any]) -> web.Response:
-        fault = self.faults.next_fault()
-        if fault is not None:
+        fault = self.faults.next_fault(write=request.method != "GET")
+        if fault is not None and fault.kind != "slow":
             return await self._apply_fault(fault)
+        resp = await self._serve(request, query, entry)
+        if fault is not None:
+            # Done, but the answer comes late: what a client sees as a timeout after the fact.
+            await asyncio.sleep(fault.seconds)
+        return resp
+
+    async def _serve(self, request: web.Request, query: Query, entry: dict[str, Any]) -> web.Response:
         staff = self._authenticate(request)
         if staff is None:
             return _json(401, {"error": "unauthorized"})
@@ -329,6 +336,10 @@ class DeskieEmulator:
 
     def hang_next(self, n: int, seconds: float = 30.0) -> None:
         self.faults.push(Fault("hang", seconds=seconds), n)
+
+    def slow_next_write(self, n: int, seconds: float = 5.0) -> None:
+        """The next n writes are applied, but answered only after `seconds`."""
+        self.faults.push(Fault("slow", seconds=seconds), n)
 
     def throttle_next(self, n: int, retry_after: int = 5) -> None:
         self.faults.push(Fault("throttle", retry_after=retry_after), n)
