@@ -41,7 +41,7 @@ from .relay.inbound import InboundRelay, Target
 from .relay.intake import Intake, IntakeRules, channel_name, person_name
 from .relay.lifecycle import IdleSweeper
 from .relay.outbound import OutboundRelay as _OutboundRelay
-from .relay.outbound import PermanentPostError
+from .relay.outbound import PermanentPostError, WebhookRefused
 from .relay.reconcile import Reconciler
 from .server import build_app
 from .store import Conversation, Store
@@ -376,6 +376,11 @@ class BotApp:
             return None
         case = await asyncio.get_running_loop().run_in_executor(self.pool, self.deskie.get_case, event.case_id)
         key = f"ch:{channel['id']}"
+        pending = self.store.inflight_batch(key)
+        if pending is not None and pending.op == "create_case":
+            # Most likely the case this bot is creating right now, answered before Deskie's reply to
+            # the create arrived. Not an outgoing chat: refuse for now; reconciliation brings it.
+            raise WebhookRefused(503, "case is being created; not accepted yet")
         current = self.store.current_conversation(key)
         if current is not None:
             self.store.set_conversation_state(current.id, "closed")

@@ -244,6 +244,10 @@ class InboundRelay:
                     files=files or None,
                 )
                 self._adopt_case(batch, items[0], case)
+                self.sent_batches += 1
+                log.info("relayed %d post(s) of %s to Deskie (new case %s)", len(items), batch.conv_key,
+                         case.get("case_id"))
+                return
             elif batch.op == "add_message":
                 assert conv is not None and conv.case_id is not None
                 msg = await self._call(
@@ -284,6 +288,7 @@ class InboundRelay:
             deskie_user_id=int(case.get("user_id") or 0) or None,
             last_message_id=0,
             case_updated_at=None,
+            finishes_batch=batch.id,
         )
 
     async def _case_gone(self, conv: Conversation, err: DeskieRejected) -> bool:
@@ -336,12 +341,20 @@ class InboundRelay:
         subject = normalise(subject_of(items))
         for case in page.items:
             cid = int(case.get("case_id") or 0)
-            if not cid or cid in known or normalise(str(case.get("subject") or "")) != subject:
+            if not cid or normalise(str(case.get("subject") or "")) != subject:
                 continue
+            if cid in known:
+                # Known already: only this batch's own case may be, recorded through another door
+                # (an agent's answer arrived before Deskie's answer to the create did).
+                conv = self.store.conversation_by_case(cid)
+                if conv is None or conv.conv_key != batch.conv_key or conv.created_at < batch.started_at:
+                    continue
             msgs = await self._call(self.deskie.list_messages, cid, order="asc", limit=1, priority=Priority.CUSTOMER)
             if msgs.items and self._same_text(msgs.items[0], batch.content):
-                self._adopt_case(batch, first, case)
-                self.store.finish_batch(batch.id)
+                if cid in known:
+                    self.store.finish_batch(batch.id)
+                else:
+                    self._adopt_case(batch, first, case)
                 log.info("in-flight case for %s was already created (case %s); not sent again", batch.conv_key, cid)
                 return True
         return False

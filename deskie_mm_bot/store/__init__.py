@@ -343,28 +343,22 @@ class Store:
         last_message_id: int,
         case_updated_at: str | None,
         last_speaker: str = "customer",
+        finishes_batch: int | None = None,
     ) -> Conversation:
+        """A new chat for a case. With `finishes_batch`, the batch that created the case is marked sent
+        in the same transaction: a crash can never leave the case recorded but its write in flight."""
         now = self._clock()
-        cur = self._exec(
-            "INSERT INTO conversations (conv_key, channel_id, reply_root_id, user_custom_id, user_full_name,"
-            " case_id, case_number, deskie_user_id, state, last_activity_at, last_speaker, last_message_id,"
-            " case_updated_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?)",
-            (
-                conv_key,
-                channel_id,
-                reply_root_id,
-                user_custom_id,
-                user_full_name,
-                case_id,
-                case_number,
-                deskie_user_id,
-                now,
-                last_speaker,
-                last_message_id,
-                case_updated_at,
-                now,
-            ),
-        )
+        with self.transaction() as c:
+            cur = c.execute(
+                "INSERT INTO conversations (conv_key, channel_id, reply_root_id, user_custom_id, user_full_name,"
+                " case_id, case_number, deskie_user_id, state, last_activity_at, last_speaker, last_message_id,"
+                " case_updated_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?)",
+                (conv_key, channel_id, reply_root_id, user_custom_id, user_full_name, case_id, case_number,
+                 deskie_user_id, now, last_speaker, last_message_id, case_updated_at, now),
+            )
+            if finishes_batch is not None:
+                c.execute("UPDATE batches SET state = 'done' WHERE id = ?", (finishes_batch,))
+                c.execute("UPDATE outbox SET state = 'sent' WHERE batch_id = ?", (finishes_batch,))
         conv = self.conversation(int(cur.lastrowid or 0))
         assert conv is not None
         return conv
