@@ -43,10 +43,13 @@ def wait_text(world: World, case_id: int, text: str) -> str:
 
 
 def settle(world: World, bot: InProcessBot, text: str = "marker: are you there?") -> dict[str, Any]:
-    """Jane DMs the bot and the post is recorded: every post made before it has been decided on."""
+    """Jane DMs the bot; once that post is recorded every post made before it has been decided on.
+    Returns once the marker has reached Deskie too, so case counts are final."""
     assert bot.app is not None
     post = world.mm.post_as(world.jane["id"], world.jane_dm["id"], text)
     wait_for(lambda: bot.app.store.has_post(post["id"]), what="the marker DM to be recorded")
+    case = wait_case_for(world, f"u:{world.jane['id']}")
+    wait_text(world, case["case_id"], text)
     return post
 
 

@@ -165,13 +165,12 @@ def test_reconcile_cost_does_not_grow_with_open_chats(
             seeded.append(case.to_api(dk.state.fmt))
     finally:
         dk.advance_clock(60)
-    with store.transaction():
-        for (custom_id, name, channel_id), case in zip(chats, seeded, strict=True):
-            store.create_conversation(
-                conv_key=f"ch:{channel_id}", channel_id=channel_id, reply_root_id="", user_custom_id=custom_id,
-                user_full_name=name, case_id=case["case_id"], case_number=case["case_number"],
-                deskie_user_id=case["user_id"], last_message_id=0, case_updated_at=case["updated_at"],
-            )
+    for (custom_id, name, channel_id), case in zip(chats, seeded, strict=True):
+        store.create_conversation(
+            conv_key=f"ch:{channel_id}", channel_id=channel_id, reply_root_id="", user_custom_id=custom_id,
+            user_full_name=name, case_id=case["case_id"], case_number=case["case_number"],
+            deskie_user_id=case["user_id"], last_message_id=0, case_updated_at=case["updated_at"],
+        )
     # ... and one chat that is live now: jane's, opened through the bot.
     jane_case = jane_opens_a_case(world)
     assert len(cases_of(world)) == 1000
