@@ -326,6 +326,10 @@ class BotApp:
             raise  # reconnect; the resume or catch-up brings the post again
         except MattermostRejected as e:
             log.warning("post %s skipped: %s", post.post_id, e)
+        except Exception as e:  # one bad event must not stop intake; the next catch-up retries it
+            log.exception("post %s could not be taken in", post.post_id)
+            self.store.record_error("intake", f"post {post.post_id}: {type(e).__name__}: {e}")
+            return
         self.store.advance_cursor(f"mm.channel.{post.channel_id}", max(post.update_at_ms, post.create_at_ms))
 
     async def catch_up(self) -> None:

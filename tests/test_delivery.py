@@ -171,3 +171,19 @@ def test_case_created_but_unanswered_when_killed_is_not_created_twice(
     wait_for(lambda: len(world.dk.messages(cases_of(world)[0]["case_id"])) == 2, what="the follow-up")
     assert len(cases_of(world)) == 1
     assert [m["content"] for m in world.dk.messages(cases_of(world)[0]["case_id"])] == ["please help", "still there?"]
+
+
+@pytest.mark.parametrize("style", ["429", "403rate"])
+def test_rate_limit_refusals_pause_and_nothing_is_lost(
+    world: World, make_bot: Callable[..., BotProcess], style: str
+) -> None:
+    customers = add_customers(world, 2)
+    bot = make_bot(poll_interval="30s").start()
+    world.dk.outage(3, style)
+    burst(world, customers, 3, gap=0.05)
+    wait_for(lambda: all_delivered(world, customers), 30, "delivery after the refusals")
+    assert verdict(world, customers).ok
+    assert world.dk.count_429 >= 1  # the bot did meet the limit, and waited instead of dropping
+    refused = [e for e in world.dk.request_log if e["status"] in (429, 403)]
+    assert len(refused) <= 3, "after a refusal the bot pauses all calls rather than hammering"
+    assert bot.healthy()
