@@ -145,8 +145,9 @@ class InboundRelay:
         items = self.store.pending_items(key)
         if not items:
             return None
-        if self.deskie.budget.scarce():
+        if self.deskie.budget.scarce() and self._in_a_burst(key, items):
             # Short of budget: let a burst gather so it goes out in a few writes, not one write each.
+            # A lone message is not held: only what follows it closely waits.
             oldest = self.store.oldest_pending_at(key) or self.clock()
             due = oldest + HOLD_WHEN_SCARCE
             if self.clock() < due:
@@ -178,6 +179,14 @@ class InboundRelay:
         await self._send(batch, run)
         self._backoffs.pop(key, None)
         return self.clock() if self.store.pending_items(key) else None
+
+    def _in_a_burst(self, key: str, items: list[OutboxItem]) -> bool:
+        if len(items) > 1:
+            return True
+        conv = self.store.current_conversation(key)
+        return conv is not None and conv.last_speaker == "customer" and (
+            self.clock() - conv.last_activity_at < HOLD_WHEN_SCARCE
+        )
 
     async def _live_conversation(self, key: str) -> Conversation | None:
         """The conversation posts should go to: an ended chat continues only while its case is open."""
