@@ -89,16 +89,10 @@ def _default_port(scheme: str) -> int:
     return 443 if scheme == "https" else 80
 
 
-@dataclass(frozen=True)
-class MattermostSettings:
-    """``mattermost:`` section.  ``url`` is normalised: ``scheme://host[:port]``, no trailing slash."""
+class _ServiceUrl:
+    """scheme / host / port of a normalised ``url`` field (shared by both services' sections)."""
 
     url: str
-    bot_token: str = field(repr=False)
-    team: str = ""
-    ca_file: str | None = None
-    insecure: bool = False
-    ping_interval: float = 30.0
 
     @property
     def scheme(self) -> str:
@@ -116,7 +110,19 @@ class MattermostSettings:
 
 
 @dataclass(frozen=True)
-class DeskieSettings:
+class MattermostSettings(_ServiceUrl):
+    """``mattermost:`` section.  ``url`` is normalised: ``scheme://host[:port]``, no trailing slash."""
+
+    url: str
+    bot_token: str = field(repr=False)
+    team: str = ""
+    ca_file: str | None = None
+    insecure: bool = False
+    ping_interval: float = 30.0
+
+
+@dataclass(frozen=True)
+class DeskieSettings(_ServiceUrl):
     """``deskie:`` section.  ``url`` is normalised like Mattermost's (trailing slash stripped)."""
 
     url: str
@@ -127,19 +133,6 @@ class DeskieSettings:
     rate_limit_per_minute: int | None = None
     ca_file: str | None = None
     insecure: bool = False
-
-    @property
-    def scheme(self) -> str:
-        return _split_http_url(self.url).scheme
-
-    @property
-    def host(self) -> str:
-        return _split_http_url(self.url).hostname or ""
-
-    @property
-    def port(self) -> int:
-        parts = _split_http_url(self.url)
-        return parts.port or _default_port(parts.scheme)
 
 
 @dataclass(frozen=True)

@@ -193,17 +193,7 @@ class InboundRelay:
         conv = self.store.current_conversation(key)
         if conv is None or conv.state != "ended" or conv.case_id is None:
             return conv
-        try:
-            case = await self._call(self.deskie.get_case, conv.case_id)
-        except DeskieRejected as e:
-            if e.not_found:
-                self.store.set_conversation_state(conv.id, "closed")
-                return None
-            raise
-        if case.get("status") == "closed" or case.get("deleted") or case.get("spam"):
-            self.store.set_conversation_state(conv.id, "closed")
-            return None
-        return conv
+        return None if await self._closed_in_deskie(conv) else conv
 
     async def _attachments(self, items: list[OutboxItem]) -> tuple[list[tuple[str, bytes, str]], list[str]]:
         files: list[tuple[str, bytes, str]] = []
@@ -304,18 +294,21 @@ class InboundRelay:
         if err.not_found:
             self.store.set_conversation_state(conv.id, "closed")
             return True
+        return await self._closed_in_deskie(conv)
+
+    async def _closed_in_deskie(self, conv: Conversation) -> bool:
+        """Ask Deskie whether the chat's case can still take messages; remember when it cannot."""
         assert conv.case_id is not None
         try:
             case = await self._call(self.deskie.get_case, conv.case_id)
-        except DeskieRejected as e2:
-            if e2.not_found:
-                self.store.set_conversation_state(conv.id, "closed")
-                return True
-            raise
-        if case.get("status") == "closed" or case.get("deleted") or case.get("spam"):
+            gone = case.get("status") == "closed" or bool(case.get("deleted")) or bool(case.get("spam"))
+        except DeskieRejected as e:
+            if not e.not_found:
+                raise
+            gone = True
+        if gone:
             self.store.set_conversation_state(conv.id, "closed")
-            return True
-        return False
+        return gone
 
     # ---- was an in-flight write applied? -----------------------------------------------------
     async def _already_applied(self, batch: Batch) -> bool:
