@@ -407,9 +407,12 @@ class BotApp:
         ws_ok = bool(self.ws and self.ws.connected.is_set())
         deskie_state = "unknown"
         if self.deskie is not None:
-            if self.deskie.budget.paused_for() > 0:
+            d = self.deskie
+            if d.budget.paused_for() > 0:
                 deskie_state = "rate_limited"
-            elif self.deskie.last_ok_at is not None:
+            elif d.last_error_at is not None and (d.last_ok_at is None or d.last_error_at > d.last_ok_at):
+                deskie_state = "failing"
+            elif d.last_ok_at is not None:
                 deskie_state = "ok"
         deskie_ok = deskie_state in ("ok", "rate_limited", "unknown")
         state = {

@@ -120,6 +120,7 @@ class DeskieClient:
         self._sleep = sleep or self._stop.wait
         self.last_ok_at: float | None = None
         self.last_error: str | None = None
+        self.last_error_at: float | None = None
 
     def close(self) -> None:
         self._stop.set()
@@ -198,6 +199,7 @@ class DeskieClient:
 
     def _note_error(self, text: str) -> None:
         self.last_error = text
+        self.last_error_at = time.time()
         log.debug("Deskie: %s", text)
 
     # ---- cases -----------------------------------------------------------------------------------
