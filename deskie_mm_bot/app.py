@@ -166,7 +166,7 @@ class BotApp:
             self.store, self.deskie, Target(d.channel, self.group_id), self.pool, self.rest.get_file, clock=self.clock
         )
         self.outbound = _OutboundRelay(self.store, MattermostPoster(self.rest), clock=self.clock,
-                                       open_outgoing=self.open_outgoing)
+                                       open_outgoing=self.open_outgoing, on_note=self.inbound.wake)
         self.reconciler = Reconciler(self.store, self.deskie, d.channel, self.pool, on_new_replies=self.outbound.wake)
         self.sweeper = IdleSweeper(self.store, self.deskie, s.chats.idle_timeout, self.pool, clock=self.clock)
         # 4. HTTP

@@ -69,3 +69,32 @@ def test_closed_case_next_message_opens_new_case(
     world.dk.agent_reply(second["case_id"], content="new case answer")
     wait_for(lambda: bot_posts(world, world.jane_dm["id"]), what="the answer")
     assert bot is not None
+
+
+def test_agent_answer_on_a_closed_case_reopens_the_chat(
+    world: World, inproc_bot: Callable[..., InProcessBot], clock: FakeClock
+) -> None:
+    bot = inproc_bot().start()
+    world.mm.post_as(world.jane["id"], world.jane_dm["id"], "one")
+    case = wait_for(lambda: next(iter(cases_of(world)), None), what="a case")
+    world.dk.close_case(case["case_id"])
+    bot.call(bot.app.reconciler.poll)
+    assert bot.app.store.conversation_by_case(case["case_id"]).state == "closed"
+    world.dk.agent_reply(case["case_id"], content="one more thing about your question")
+    wait_for(lambda: bot_posts(world, world.jane_dm["id"]), what="the answer")
+    world.mm.post_as(world.jane["id"], world.jane_dm["id"], "yes?")
+    wait_for(lambda: "yes?" in customer_texts(world, case["case_id"]), what="the reply on the reopened case")
+    assert len(cases_of(world)) == 1
+
+
+def test_answer_mattermost_refuses_is_told_to_the_agent(
+    world: World, inproc_bot: Callable[..., InProcessBot], clock: FakeClock
+) -> None:
+    inproc_bot().start()
+    world.mm.post_as(world.bob["id"], world.support["id"], "@helpbot the printer on floor 2 is jammed")
+    case = wait_for(lambda: next(iter(cases_of(world)), None), what="a case")
+    world.mm.remove_channel_member(world.support["id"], world.bot["id"])
+    world.dk.agent_reply(case["case_id"], content="On my way")
+    note = wait_for(lambda: [m for m in world.dk.messages(case["case_id"]) if m["note"]], what="a note for the agent")
+    assert "could not be posted" in note[0]["content"] and "On my way" in note[0]["content"]
+    assert bot_posts(world, world.support["id"]) == []

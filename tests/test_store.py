@@ -319,8 +319,8 @@ def test_resolve_reply_returns_false_when_another_row_has_that_id(store: Store) 
 
 
 def test_due_replies_honours_next_attempt_at(store: Store, clock: Clock) -> None:
-    reply(store, 1, "one")
-    reply(store, 2, "two")
+    reply(store, 1, "one", case_id=2000)
+    reply(store, 2, "two", case_id=2001)
     [first, second] = store.due_replies(clock.now)
     store.retry_reply_later(first.id, 30.0, "mattermost down")
     assert [r.id for r in store.due_replies(clock.now + 29)] == [second.id]
@@ -329,6 +329,18 @@ def test_due_replies_honours_next_attempt_at(store: Store, clock: Clock) -> None
     assert due[0].attempts == 1
     store.finish_reply(second.id)
     assert [r.id for r in store.due_replies(clock.now + 30)] == [first.id]
+
+
+def test_an_answer_waiting_for_retry_holds_back_the_later_answers_of_its_chat(store: Store, clock: Clock) -> None:
+    reply(store, 1, "one")
+    reply(store, 2, "two")
+    reply(store, 3, "other chat", case_id=2001)
+    [first, other] = store.due_replies(clock.now)
+    assert [first.body, other.body] == ["one", "other chat"]
+    store.retry_reply_later(first.id, 30.0, "mattermost down")
+    assert [r.body for r in store.due_replies(clock.now + 1)] == ["other chat"]
+    store.finish_reply(first.id)
+    assert [r.body for r in store.due_replies(clock.now + 1)] == ["two", "other chat"]
 
 
 def test_posting_replies_stay_due_and_parts_are_recorded(store: Store) -> None:

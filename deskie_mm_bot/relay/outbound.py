@@ -59,11 +59,13 @@ class OutboundRelay:
         *,
         clock: Callable[[], float] = time.time,
         open_outgoing: Callable[[WebhookEvent], Any] | None = None,
+        on_note: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
         self.poster = poster
         self.clock = clock
         self.open_outgoing = open_outgoing
+        self.on_note = on_note
         self._wake = asyncio.Event()
         self.posted = 0
 
@@ -85,6 +87,9 @@ class OutboundRelay:
                 raise WebhookRefused(404, "unknown case")
         if event.custom_user_id and event.custom_user_id != conv.user_custom_id:
             raise WebhookRefused(403, "user does not match the case")
+        if conv.state == "closed" and self.store.current_conversation(conv.conv_key) is None:
+            # The agent reopened the case by answering: the customer's reply belongs to it again.
+            self.store.set_conversation_state(conv.id, "active")
         text = reply_text(event.content, event.content_html, event.attachments)
         if not text:
             return "ignored: empty"
@@ -109,26 +114,59 @@ class OutboundRelay:
                 await asyncio.wait_for(self._wake.wait(), timeout=0.5)
 
     async def drain(self) -> None:
-        for reply in self.store.due_replies(self.clock()):
-            conv = self.store.conversation(reply.conversation_id) if reply.conversation_id else None
-            if conv is None:
-                conv = self.store.conversation_by_case(reply.case_id)
-            if conv is None:
-                self.store.finish_reply(reply.id, "dropped", "no conversation for the case")
-                continue
-            try:
-                await self._deliver(reply, conv)
-            except PermanentPostError as e:
-                self.store.finish_reply(reply.id, "dropped", str(e))
-                self.store.record_error("mattermost", f"answer for case {reply.case_id} not posted: {e}")
-                log.error("answer for case %s cannot be posted: %s", reply.case_id, e)
-            except Exception as e:  # transient: keep it in the ledger, try later
-                delay = backoff_delay(reply.attempts, base=1.0, cap=60.0)
-                self.store.retry_reply_later(reply.id, delay, f"{type(e).__name__}: {e}")
-                self.store.record_error("mattermost", f"posting an answer failed: {type(e).__name__}: {e}")
-                log.warning("posting answer for case %s failed (%s); retry in %.1f s", reply.case_id, e, delay)
-                # Later answers of the same chat wait too, so order is kept.
+        """Post every answer that is due; each chat's answers strictly in order."""
+        while True:
+            due = self.store.due_replies(self.clock())
+            if not due:
                 return
+            progressed = False
+            for reply in due:
+                progressed |= await self._attempt(reply)
+            if not progressed:
+                return
+
+    async def _attempt(self, reply: Reply) -> bool:
+        conv = self.store.conversation(reply.conversation_id) if reply.conversation_id else None
+        if conv is None:
+            conv = self.store.conversation_by_case(reply.case_id)
+        if conv is None:
+            self.store.finish_reply(reply.id, "dropped", "no conversation for the case")
+            return True
+        try:
+            await self._deliver(reply, conv)
+            return True
+        except PermanentPostError as e:
+            self.store.finish_reply(reply.id, "dropped", str(e))
+            self.store.record_error("mattermost", f"answer for case {reply.case_id} not posted: {e}")
+            log.error("answer for case %s cannot be posted: %s", reply.case_id, e)
+            self._tell_agent(reply, conv, str(e))
+            return True
+        except Exception as e:  # transient: keep it in the ledger, try later; the chat's next answers wait
+            delay = backoff_delay(reply.attempts, base=1.0, cap=60.0)
+            self.store.retry_reply_later(reply.id, delay, f"{type(e).__name__}: {e}")
+            self.store.record_error("mattermost", f"posting an answer failed: {type(e).__name__}: {e}")
+            log.warning("posting answer for case %s failed (%s); retry in %.1f s", reply.case_id, e, delay)
+            return False
+
+    def _tell_agent(self, reply: Reply, conv: Conversation, reason: str) -> None:
+        """An answer Mattermost will never take is not dropped silently: the agent gets a note."""
+        clip = reply.body if len(reply.body) <= 300 else reply.body[:299] + "\u2026"
+        self.store.enqueue_post(
+            post_id=f"undeliverable:{reply.id}",
+            conv_key=conv.conv_key,
+            channel_id=conv.channel_id,
+            reply_root_id=conv.reply_root_id,
+            user_custom_id=conv.user_custom_id,
+            user_full_name=conv.user_full_name,
+            author="deskie-mm-bot",
+            show_author=False,
+            text=f"This answer could not be posted in Mattermost ({reason}); the customer has not seen it: "
+                 f"\u201c{clip}\u201d",
+            file_ids=[],
+            posted_at=self.clock(),
+            kind="note",
+        )
+        self.on_note()
 
     async def _deliver(self, reply: Reply, conv: Conversation) -> None:
         parts = split_message(reply.body)

@@ -131,6 +131,10 @@ class Reconciler:
         if case.get("status") == "closed" and conv.state != "closed":
             self.store.set_conversation_state(conv.id, "closed")
             log.info("case %s was closed in Deskie; the next message opens a new case", case_id)
+        elif (case.get("status") in ("open", "waiting") and conv.state == "closed" and queued
+              and self.store.current_conversation(conv.conv_key) is None):
+            # Reopened by an agent's answer: the customer's reply belongs to this case again.
+            self.store.set_conversation_state(conv.id, "active")
         if updated_at and not at_edge:
             # Times have one-second resolution: a case changed in the newest second of this listing
             # may change again within that second, after the list call, keeping the same updated_at.

@@ -441,12 +441,24 @@ class Store:
             return False
 
     def due_replies(self, now: float, limit: int = 50) -> list[Reply]:
+        """Answers to post now, oldest first. An answer waiting for a retry holds back the later
+        answers of its chat, so a chat's answers always arrive in order."""
         rows = self._all(
-            "SELECT * FROM replies WHERE state IN ('pending', 'posting') AND next_attempt_at <= ?"
-            " ORDER BY case_id, id LIMIT ?",
-            (now, limit),
+            "SELECT * FROM replies WHERE state IN ('pending', 'posting') ORDER BY id LIMIT ?", (limit * 4,)
         )
-        return [_reply(r) for r in rows]
+        due: list[Reply] = []
+        blocked: set[tuple[str, int]] = set()
+        for row in rows:
+            r = _reply(row)
+            chat = ("conv", r.conversation_id) if r.conversation_id is not None else ("case", r.case_id)
+            if chat in blocked:
+                continue
+            blocked.add(chat)  # only the head of each chat's queue goes
+            if r.next_attempt_at <= now:
+                due.append(r)
+            if len(due) >= limit:
+                break
+        return due
 
     def count_replies(self, state: str = "pending") -> int:
         row = self._one("SELECT COUNT(*) AS n FROM replies WHERE state = ?", (state,))
