@@ -40,9 +40,9 @@ from .metrics import Metrics
 from .relay.inbound import InboundRelay, Target
 from .relay.intake import Intake, IntakeRules, channel_name, person_name
 from .relay.lifecycle import IdleSweeper
-from .relay.outbound import OutboundRelay as _OutboundRelay
-from .relay.outbound import PermanentPostError, WebhookRefused
+from .relay.outbound import OUTGOING_THREAD, OutboundRelay, PermanentPostError, WebhookRefused
 from .relay.reconcile import Reconciler
+from .retry import Backoff
 from .server import build_app
 from .store import Conversation, Store
 
@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 EXIT_OK, EXIT_RUNTIME, EXIT_CONFIG = 0, 1, 2
 DRAIN_DEADLINE = 10.0
 CATCHUP_FLOOR = "mm.catchup_floor_ms"
+LOGIN_PATIENCE = 60.0
 
 
 class Fatal(Exception):
@@ -143,7 +144,7 @@ class BotApp:
         # 2. Mattermost identity
         mm = s.mattermost
         self.rest = MattermostRest(mm.scheme, mm.host, mm.port, mm.bot_token, ca_file=mm.ca_file, insecure=mm.insecure)
-        me = await self.rest.login()
+        me = await self._login()
         team_id = ""
         if mm.team:
             try:
@@ -165,7 +166,7 @@ class BotApp:
         self.inbound = InboundRelay(
             self.store, self.deskie, Target(d.channel, self.group_id), self.pool, self.rest.get_file, clock=self.clock
         )
-        self.outbound = _OutboundRelay(self.store, MattermostPoster(self.rest), clock=self.clock,
+        self.outbound = OutboundRelay(self.store, MattermostPoster(self.rest), clock=self.clock,
                                        open_outgoing=self.open_outgoing, on_note=self.inbound.wake)
         self.reconciler = Reconciler(self.store, self.deskie, d.channel, self.pool, on_new_replies=self.outbound.wake)
         self.sweeper = IdleSweeper(self.store, self.deskie, s.chats.idle_timeout, self.pool, clock=self.clock)
@@ -201,6 +202,22 @@ class BotApp:
         )
         self._spawn("websocket", self.ws.run())
         log.info("deskie-mm-bot running; webhook on http://%s/deskie/webhook/<secret>", s.webhook.listen)
+
+    async def _login(self) -> dict[str, Any]:
+        """Log in, waiting out a Mattermost that is restarting (up to a minute) before giving up."""
+        assert self.rest is not None
+        backoff = Backoff(base=1.0, cap=15.0)
+        deadline = self.clock() + LOGIN_PATIENCE
+        while True:
+            try:
+                return await self.rest.login()
+            except MattermostUnavailable as e:
+                if self.clock() > deadline or self.stopping.is_set():
+                    raise
+                delay = backoff.next_delay()
+                log.warning("Mattermost not reachable yet (%s); retrying in %.0f s", e, delay)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), timeout=delay)
 
     async def _stop(self) -> None:
         log.info("stopping: intake first, then in-flight work (up to %.0f s)", DRAIN_DEADLINE)
@@ -379,7 +396,8 @@ class BotApp:
         except MattermostRejected:
             return None
         case = await asyncio.get_running_loop().run_in_executor(self.pool, self.deskie.get_case, event.case_id)
-        key = f"ch:{channel['id']}"
+        thread_mode = self.settings.chats.reply_mode == "thread"
+        key = f"{OUTGOING_THREAD}{event.case_id}" if thread_mode else f"ch:{channel['id']}"
         pending = self.store.inflight_batch(key)
         if pending is not None and pending.op == "create_case":
             # Most likely the case this bot is creating right now, answered before Deskie's reply to

@@ -133,21 +133,24 @@ async def send_outgoing(settings: Settings, to: str, subject: str | None, text: 
         ))
         await loop.run_in_executor(None, lambda: deskie.set_case_status(int(case["case_id"]), "waiting",
                                                                         Priority.CUSTOMER))
-        key = f"ch:{channel['id']}"
+        post = await rest.create_post(channel["id"], text, props={"deskie_case_id": str(case["case_id"])})
+        # In thread mode the chat lives in the thread of this first post.
+        thread = settings.chats.reply_mode == "thread"
+        key = f"th:{post['id']}" if thread else f"ch:{channel['id']}"
         store = Store(settings.state.path)
         try:
             current = store.current_conversation(key)
             if current is not None:
                 store.set_conversation_state(current.id, "closed")
             store.create_conversation(
-                conv_key=key, channel_id=channel["id"], reply_root_id="", user_custom_id=custom_id,
+                conv_key=key, channel_id=channel["id"], reply_root_id=post["id"] if thread else "",
+                user_custom_id=custom_id,
                 user_full_name=full_name, case_id=int(case["case_id"]), case_number=str(case.get("case_number") or ""),
                 deskie_user_id=int(case.get("user_id") or 0) or None, last_message_id=0, case_updated_at=None,
                 last_speaker="agent",
             )
         finally:
             store.close()
-        await rest.create_post(channel["id"], text, props={"deskie_case_id": str(case["case_id"])})
         return f"started case {case.get('case_number') or case['case_id']} with {to}"
     finally:
         deskie.close()

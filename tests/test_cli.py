@@ -115,3 +115,19 @@ def test_outgoing_case_started_in_deskie_opens_the_dm(world: World, make_bot: Ca
     wait_for(lambda: any(m["content"] == "Sure, ask away" for m in world.dk.messages(case["case_id"])),
              what="Bob's answer on the outgoing case")
     assert len(cases_of(world)) == 1
+
+
+def test_outgoing_chat_in_thread_mode_lives_in_its_thread(world: World, make_bot: Callable[..., BotProcess]) -> None:
+    make_bot(reply_mode="thread").start()
+    case = world.dk.create_outgoing_case(CHANNEL_CODE, f"u:{world.bob['id']}", "Bob Stone (@bob)",
+                                         "Hello Bob, about your ticket")
+    dm = world.mm.direct_channel(world.bot["id"], world.bob["id"])
+    (first,) = wait_for(lambda: bot_posts(world, dm["id"]), what="the agent's first message")
+    assert first["root_id"] == ""
+    world.mm.post_as(world.bob["id"], dm["id"], "Yes?", root_id=first["id"])
+    wait_for(lambda: any(m["content"].endswith("Yes?") for m in world.dk.messages(case["case_id"])),
+             what="Bob's thread reply on the outgoing case")
+    world.dk.agent_reply(case["case_id"], content="Second answer")
+    wait_for(lambda: len(bot_posts(world, dm["id"])) == 2, what="the second answer")
+    assert bot_posts(world, dm["id"])[1]["root_id"] == first["id"]
+    assert len(cases_of(world)) == 1

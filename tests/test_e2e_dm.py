@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import requests
@@ -160,3 +161,22 @@ def test_unknown_default_group_is_a_clear_startup_error(world: World, make_bot: 
     bot.start(wait=False)
     assert bot.wait_exit(timeout=30) == 2
     assert "deskie.default_group" in bot.log()
+
+
+def test_rejected_deskie_api_key_exits_non_zero(world: World, make_bot: Callable[..., BotProcess]) -> None:
+    bot = make_bot()
+    bot.config_path.write_text(bot.config_path.read_text().replace("sandbox-api-key", "wrong-key"))
+    bot.start(wait=False)
+    assert bot.wait_exit(timeout=30) == 1
+    assert "deskie.api_key" in bot.log()
+    assert "wrong-key" not in bot.log()
+
+
+def test_bot_waits_for_a_mattermost_that_is_still_starting(world: World, make_bot: Callable[..., BotProcess]) -> None:
+    bot = make_bot()
+    world.mm.stop()  # it comes back on the same port, the one in the config
+    bot.start(wait=False)
+    time.sleep(2)
+    assert bot.proc is not None and bot.proc.poll() is None  # still trying, not exited
+    world.mm.start()
+    bot.wait_healthy(timeout=40)

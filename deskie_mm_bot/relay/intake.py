@@ -37,6 +37,9 @@ def person_name(user: dict[str, Any]) -> str:
 
 def channel_name(channel: dict[str, Any]) -> str:
     display = channel.get("display_name") or channel.get("name") or channel.get("id", "")
+    if channel.get("type") == "G":
+        # A group message's name is a hash; its display name lists the people in it.
+        return f"{display} (group message)"
     return f"{display} (~{channel.get('name', '')})"
 
 

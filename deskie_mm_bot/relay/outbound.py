@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 PROP_MESSAGE = "deskie_message_id"
 PROP_PART = "deskie_part"
+OUTGOING_THREAD = "out:"  # key of an agent-started thread-mode chat until its first post exists
 
 
 class Poster(Protocol):
@@ -182,15 +183,21 @@ class OutboundRelay:
                     done += 1
         else:
             self.store.mark_reply_posting(reply.id)
+        root_id = conv.reply_root_id
         for index in range(done, len(parts)):
             post = await self.poster.create_post(
                 conv.channel_id,
                 parts[index],
-                root_id=conv.reply_root_id,
+                root_id=root_id,
                 props={PROP_MESSAGE: key, PROP_PART: index, "deskie_case_id": str(reply.case_id)},
                 pending_post_id=f"{self.poster.bot_id}:deskie{key}p{index}",
             )
             self.store.record_reply_part(reply.id, str(post.get("id", "")))
+            if conv.conv_key.startswith(OUTGOING_THREAD) and post.get("id"):
+                # An agent-started chat in thread mode: its first post is the thread the chat lives in.
+                root_id = str(post["id"])
+                self.store.rekey_conversation(conv.id, f"th:{root_id}", root_id)
+                conv = self.store.conversation(conv.id) or conv
         self.store.finish_reply(reply.id)
         self.store.touch_conversation(conv.id, "agent", reply.message_id or 0)
         self.posted += 1

@@ -371,6 +371,13 @@ class Store:
             (self._clock(), speaker, message_id, conversation_id),
         )
 
+    def rekey_conversation(self, conversation_id: int, conv_key: str, reply_root_id: str) -> None:
+        """An outgoing chat in thread mode gets its key once its first post (the thread root) exists."""
+        self._exec(
+            "UPDATE conversations SET conv_key = ?, reply_root_id = ? WHERE id = ?",
+            (conv_key, reply_root_id, conversation_id),
+        )
+
     def set_conversation_state(self, conversation_id: int, state: str) -> None:
         self._exec("UPDATE conversations SET state = ? WHERE id = ?", (state, conversation_id))
 
