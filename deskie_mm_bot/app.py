@@ -23,7 +23,15 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from .config import Settings
-from .deskie.client import DeskieAuthError, DeskieClient, DeskieError, DeskieRejected, Stopping, find_group
+from .deskie.client import (
+    DeskieAuthError,
+    DeskieClient,
+    DeskieError,
+    DeskieRejected,
+    Stopping,
+    find_group,
+    parse_time,
+)
 from .deskie.ratebudget import BudgetClosed, RateBudget
 from .deskie.webhook import WebhookEvent
 from .mattermost.events import post_from_dict, post_from_event
@@ -98,6 +106,7 @@ class BotApp:
         self.started = asyncio.Event()
         self._group_id: int | None = None
         self._group_lock = asyncio.Lock()
+        self._declined_cases: set[int] = set()
         self._tasks: list[asyncio.Task[Any]] = []
         self.store: Store | None = None
         self.rest: MattermostRest | None = None
@@ -168,7 +177,8 @@ class BotApp:
         )
         self.outbound = OutboundRelay(self.store, MattermostPoster(self.rest), clock=self.clock,
                                        open_outgoing=self.open_outgoing, on_note=self.inbound.wake)
-        self.reconciler = Reconciler(self.store, self.deskie, d.channel, self.pool, on_new_replies=self.outbound.wake)
+        self.reconciler = Reconciler(self.store, self.deskie, d.channel, self.pool, on_new_replies=self.outbound.wake,
+                                     adopt_unknown=self.adopt_unknown_case)
         self.sweeper = IdleSweeper(self.store, self.deskie, s.chats.idle_timeout, self.pool, clock=self.clock)
         # 4. HTTP
         app = build_app(s.webhook.secret, self.outbound, self.health, self.metrics, self.refresh_metrics)
@@ -378,8 +388,39 @@ class BotApp:
     # ---- outgoing chats ---------------------------------------------------------------------------
     async def open_outgoing(self, event: WebhookEvent) -> Conversation | None:
         """An agent started a case for a Mattermost member or channel: open the chat for it."""
+        assert self.store is not None
+        if self.store.creating_case_for(event.custom_user_id or ""):
+            # Most likely the case this bot is creating right now, answered before Deskie's reply to
+            # the create arrived. Not an outgoing chat: refuse for now; reconciliation brings it.
+            raise WebhookRefused(503, "case is being created; not accepted yet")
+        return await self._open_chat_for_case(event.case_id, event.custom_user_id or "")
+
+    async def adopt_unknown_case(self, case: dict[str, Any]) -> Conversation | None:
+        """Reconciliation met a case of our channel the bot has no chat for: an outgoing chat whose
+        webhook was missed, if it was started after the bot's first start and names a member or channel."""
+        assert self.store is not None and self.deskie is not None
+        case_id = int(case.get("case_id") or 0)
+        if not case_id or case_id in self._declined_cases:
+            return None
+        created = parse_time(case.get("created_at"))
+        floor = int(self.store.get_cursor(CATCHUP_FLOOR) or 0) / 1000
+        # Deskie's times are whole seconds: a case of the very second the bot first started counts.
+        if created is None or created < floor - 1:
+            self._declined_cases.add(case_id)
+            return None
+        user = await asyncio.get_running_loop().run_in_executor(
+            self.pool, self.deskie.get_user, int(case.get("user_id") or 0)
+        )
+        custom = str(user.get("user_custom_id") or "")
+        if self.store.creating_case_for(custom):
+            return None  # ours, still being created: the next poll sees it recorded
+        conv = await self._open_chat_for_case(case_id, custom)
+        if conv is None:
+            self._declined_cases.add(case_id)
+        return conv
+
+    async def _open_chat_for_case(self, case_id: int, custom: str) -> Conversation | None:
         assert self.rest is not None and self.store is not None and self.deskie is not None
-        custom = event.custom_user_id or ""
         kind, _, target = custom.partition(":")
         if kind not in ("u", "c") or not target:
             return None
@@ -395,24 +436,23 @@ class BotApp:
                 full_name = channel_name(channel)
         except MattermostRejected:
             return None
-        case = await asyncio.get_running_loop().run_in_executor(self.pool, self.deskie.get_case, event.case_id)
+        case = await asyncio.get_running_loop().run_in_executor(self.pool, self.deskie.get_case, case_id)
+        existing = self.store.conversation_by_case(case_id)
+        if existing is not None:  # recorded meanwhile through the other door
+            return existing
         thread_mode = self.settings.chats.reply_mode == "thread"
-        key = f"{OUTGOING_THREAD}{event.case_id}" if thread_mode else f"ch:{channel['id']}"
-        pending = self.store.inflight_batch(key)
-        if pending is not None and pending.op == "create_case":
-            # Most likely the case this bot is creating right now, answered before Deskie's reply to
-            # the create arrived. Not an outgoing chat: refuse for now; reconciliation brings it.
-            raise WebhookRefused(503, "case is being created; not accepted yet")
+        key = f"{OUTGOING_THREAD}{case_id}" if thread_mode else f"ch:{channel['id']}"
         current = self.store.current_conversation(key)
         if current is not None:
             self.store.set_conversation_state(current.id, "closed")
+        log.info("agent started case %s with %s: opening the chat", case_id, full_name)
         return self.store.create_conversation(
             conv_key=key,
             channel_id=channel["id"],
             reply_root_id="",
             user_custom_id=custom,
             user_full_name=full_name,
-            case_id=event.case_id,
+            case_id=case_id,
             case_number=str(case.get("case_number") or ""),
             deskie_user_id=int(case.get("user_id") or 0) or None,
             last_message_id=0,

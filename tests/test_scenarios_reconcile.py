@@ -215,3 +215,39 @@ def test_reconcile_cost_does_not_grow_with_open_chats(
     wait_for(lambda: settled(bot), what="the ledger to settle")
     for channel_id, text in changed.values():
         assert answers(world, channel_id) == [text]
+
+
+def test_outgoing_case_whose_webhook_was_missed_is_opened_by_reconcile(
+    world: World, inproc_bot: Callable[..., InProcessBot]
+) -> None:
+    dk = world.dk
+    bot = start_quiet(inproc_bot)
+    poll(bot)  # sets the cursor
+    dk.set_webhook_enabled(False)
+    case = dk.create_outgoing_case(CHANNEL_CODE, f"u:{world.bob['id']}", "Bob Stone (@bob)", "Bob, a quick question")
+    dm = world.mm.direct_channel(world.bot["id"], world.bob["id"])["id"]
+    assert poll(bot) == 1
+    wait_for(lambda: answers(world, dm), what="the agent's first message in Bob's DM")
+    assert poll(bot) == 0
+    assert answers(world, dm) == ["Bob, a quick question"]
+    world.mm.post_as(world.bob["id"], dm, "go ahead")
+    wait_for(lambda: "go ahead" in customer_texts(world, case["case_id"]), what="Bob's answer on that case")
+    assert len(cases_of(world)) == 1
+
+
+def test_cases_from_before_the_bot_started_are_left_alone(
+    world: World, inproc_bot: Callable[..., InProcessBot]
+) -> None:
+    dk = world.dk
+    dk.set_webhook_enabled(False)
+    dk.advance_clock(-3600)  # an hour ago, in the account's time
+    dk.create_outgoing_case(CHANNEL_CODE, f"u:{world.bob['id']}", "Bob Stone (@bob)", "an old conversation")
+    dk.advance_clock(3600)
+    bot = start_quiet(inproc_bot)
+    assert poll(bot) == 0
+    dm = world.mm.direct_channel(world.bot["id"], world.bob["id"])["id"]
+    assert answers(world, dm) == []
+    user_reads = [e for e in dk.request_log if e["path"].startswith("/api/users/")]
+    assert poll(bot) == 0
+    # Declined once, not looked up again at every poll.
+    assert [e for e in dk.request_log if e["path"].startswith("/api/users/")] == user_reads

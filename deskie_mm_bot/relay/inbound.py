@@ -276,6 +276,10 @@ class InboundRelay:
         log.info("relayed %d post(s) of %s to Deskie (%s)", len(items), batch.conv_key, batch.op)
 
     def _adopt_case(self, batch: Batch, first: OutboxItem, case: dict[str, Any]) -> None:
+        if self.store.conversation_by_case(int(case["case_id"])) is not None:
+            # Recorded meanwhile through another door (an answer's webhook): the batch is done.
+            self.store.finish_batch(batch.id)
+            return
         self.store.create_conversation(
             conv_key=batch.conv_key,
             channel_id=first.channel_id,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from ..deskie.client import DeskieClient
 from ..deskie.ratebudget import Priority
-from ..store import Store, content_hash
+from ..store import Conversation, Store, content_hash
 from .outbound import reply_text
 
 log = logging.getLogger(__name__)
@@ -54,12 +54,14 @@ class Reconciler:
         pool: Executor,
         *,
         on_new_replies: Callable[[], None] = lambda: None,
+        adopt_unknown: Callable[[dict[str, Any]], Awaitable[Conversation | None]] | None = None,
     ) -> None:
         self.store = store
         self.deskie = deskie
         self.channel = channel
         self.pool = pool
         self.on_new_replies = on_new_replies
+        self.adopt_unknown = adopt_unknown
         self.polls = 0
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -97,6 +99,8 @@ class Reconciler:
     async def _reconcile_case(self, case: dict[str, Any], *, at_edge: bool = False) -> int:
         case_id = int(case.get("case_id") or 0)
         conv = self.store.conversation_by_case(case_id) if case_id else None
+        if conv is None and self.adopt_unknown is not None and case_id and case.get("status") != "closed":
+            conv = await self.adopt_unknown(case)
         if conv is None:
             return 0
         updated_at = str(case.get("updated_at") or "")

@@ -285,6 +285,15 @@ class Store:
             )
         return Batch(batch_id, conv_key, conversation_id, op, content, since_message_id, "inflight", now)
 
+    def creating_case_for(self, user_custom_id: str) -> bool:
+        """Is a case for this Deskie user being created right now (a create sent, no answer yet)?"""
+        row = self._one(
+            "SELECT 1 FROM batches b JOIN outbox o ON o.batch_id = b.id WHERE b.state = 'inflight'"
+            " AND b.op = 'create_case' AND o.user_custom_id = ? LIMIT 1",
+            (user_custom_id,),
+        )
+        return row is not None
+
     def inflight_batch(self, conv_key: str) -> Batch | None:
         row = self._one(
             "SELECT * FROM batches WHERE conv_key = ? AND state = 'inflight' ORDER BY id LIMIT 1", (conv_key,)
