@@ -139,6 +139,9 @@ class BotApp:
             self.fail(EXIT_RUNTIME, f"cannot reach Mattermost at {self.settings.mattermost.url}: {e}")
         except OSError as e:
             self.fail(EXIT_RUNTIME, f"start-up failed: {e}")
+        except Exception as e:
+            log.exception("start-up failed")
+            self.fail(EXIT_RUNTIME, f"internal error at start-up: {type(e).__name__}: {e}")
         finally:
             await self._stop()
         return self.exit_code
@@ -349,8 +352,9 @@ class BotApp:
             if await self.intake.accept(post):
                 self.metrics.posts_recorded.inc()
                 self.inbound.wake()
-        except MattermostUnavailable:
-            raise  # reconnect; the resume or catch-up brings the post again
+        except MattermostUnavailable as e:
+            # Not recorded, so not counted as handled: reconnecting resumes from this very event.
+            raise ConnectionResetError(f"Mattermost REST unavailable during intake: {e}") from None
         except MattermostRejected as e:
             log.warning("post %s skipped: %s", post.post_id, e)
         except Exception as e:  # one bad event must not stop intake; the next catch-up retries it
@@ -363,6 +367,17 @@ class BotApp:
         """Posts made while the websocket was away: fetched over REST, deduplicated by post id."""
         assert self.rest is not None and self.store is not None
         self.metrics.ws_resyncs.set(self.ws.resyncs if self.ws else 0)
+        try:
+            seen, fetched = await self._catch_up_channels()
+        except MattermostUnavailable as e:
+            # Forget the connection so the next one is fresh and this catch-up runs again.
+            if self.ws is not None:
+                self.ws.connection_id = None
+            raise ConnectionResetError(f"catch-up failed: {e}") from None
+        log.info("catch-up over REST: %d channel(s), %d post(s) looked at", seen, fetched)
+
+    async def _catch_up_channels(self) -> tuple[int, int]:
+        assert self.rest is not None and self.store is not None
         floor = int(self.store.get_cursor(CATCHUP_FLOOR) or 0)
         teams = [t for t in await self.rest.teams() if not self.team_id or t["id"] == self.team_id]
         seen: set[str] = set()
@@ -372,18 +387,36 @@ class BotApp:
                 if ch["id"] in seen:
                     continue
                 seen.add(ch["id"])
+                cursor = self.store.get_cursor(f"mm.channel.{ch['id']}")
                 # A second of overlap: posts sharing the cursor's millisecond are not skipped (dedup by id).
-                since = int(self.store.get_cursor(f"mm.channel.{ch['id']}") or floor) - 1000
+                since = int(cursor or floor) - 1000
                 if int(ch.get("last_post_at") or since + 1) < since:
                     continue
-                for raw in await self.rest.posts_since(ch["id"], since):
+                posts = await self.rest.posts_since(ch["id"], since)
+                if cursor is None and ch.get("type") in ("O", "P"):
+                    posts = self._since_bot_joined(posts)
+                for raw in posts:
                     post = post_from_dict(
                         raw, channel_type=str(ch.get("type", "")), team_id=str(ch.get("team_id") or ""),
                         bot_id=self.rest.me["id"], bot_username=self.rest.me["username"],
                     )
                     fetched += 1
                     await self._take(post)
-        log.info("catch-up over REST: %d channel(s), %d post(s) looked at", len(seen), fetched)
+        return len(seen), fetched
+
+    def _since_bot_joined(self, posts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """A channel met for the first time: its history from before the bot joined is not a chat."""
+        assert self.rest is not None
+        bot = self.rest.me["id"]
+        joined = -1
+        for i, p in enumerate(posts):
+            props = p.get("props") or {}
+            if p.get("type") in ("system_join_channel", "system_add_to_channel") and bot in (
+                p.get("user_id") if p.get("type") == "system_join_channel" else None,
+                props.get("addedUserId"),
+            ):
+                joined = i
+        return posts[joined + 1:]
 
     # ---- outgoing chats ---------------------------------------------------------------------------
     async def open_outgoing(self, event: WebhookEvent) -> Conversation | None:

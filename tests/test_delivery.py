@@ -187,3 +187,50 @@ def test_rate_limit_refusals_pause_and_nothing_is_lost(
     refused = [e for e in world.dk.request_log if e["status"] in (429, 403)]
     assert len(refused) <= 3, "after a refusal the bot pauses all calls rather than hammering"
     assert bot.healthy()
+
+
+def test_mattermost_rest_outage_delays_answers_but_posts_each_once(
+    world: World, make_bot: Callable[..., BotProcess]
+) -> None:
+    bot = make_bot().start()
+    world.mm.post_as(world.jane["id"], world.jane_dm["id"], "hello")
+    case = wait_for(lambda: next(iter(cases_of(world)), None), what="a case")
+    world.mm.rest_outage(4, "5xx")
+    for i in (1, 2, 3):
+        world.dk.agent_reply(case["case_id"], content=f"answer {i}")
+    time.sleep(1)
+    assert bot_posts(world, world.jane_dm["id"]) == []
+    wait_for(lambda: len(bot_posts(world, world.jane_dm["id"])) == 3, 40, "the answers after the outage")
+    time.sleep(1.5)
+    assert [p["message"] for p in bot_posts(world, world.jane_dm["id"])] == ["answer 1", "answer 2", "answer 3"]
+
+
+def test_new_customer_during_a_mattermost_rest_outage_is_not_lost(
+    world: World, make_bot: Callable[..., BotProcess]
+) -> None:
+    make_bot().start()
+    customers = add_customers(world, 1)  # never seen by the bot: intake must look them up over REST
+    world.mm.rest_outage(3, "5xx")
+    burst(world, customers, 3, gap=0.05)
+    wait_for(lambda: all_delivered(world, customers), 40, "delivery once REST is back")
+    assert verdict(world, customers).ok
+
+
+def test_channel_history_from_before_the_bot_joined_is_not_relayed(
+    world: World, make_bot: Callable[..., BotProcess]
+) -> None:
+    bot = make_bot(mention_only=False).start()
+    assert bot.stop() == 0
+    mm = world.mm
+    ops = mm.add_channel(world.team["id"], "ops", "Ops", "O")
+    mm.add_channel_member(ops["id"], world.jane["id"])
+    mm.post_as(world.jane["id"], ops["id"], "old chatter from last month")
+    mm.add_channel_member(ops["id"], world.bot["id"])
+    mm.post_as(world.jane["id"], ops["id"], "helpbot added to the channel", type="system_add_to_channel",
+               props={"addedUserId": world.bot["id"], "addedUsername": "helpbot"})
+    mm.post_as(world.jane["id"], ops["id"], "now a real question for support")
+    bot.start()
+    case = wait_for(lambda: next(iter(cases_of(world)), None), what="the case for ~ops")
+    assert world.dk.user(case["user_id"])["user_custom_id"] == f"c:{ops['id']}"
+    texts = [m["content"] for m in world.dk.messages(case["case_id"])]
+    assert texts == ["Jane Doe (@jane): now a real question for support"]

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from . import control, rest_channels, rest_posts, rest_users
+from .faults import RestFault, RestFaults
 from .models import Event
 from .routing import METHOD_NOT_ALLOWED, NOT_FOUND, Ctx, Result, Router, error_response, json_response
 from .state import State
@@ -48,6 +49,7 @@ class MattermostEmulator:
         self.router.add("GET", "/api/v4/system/ping", self._system_ping, auth=False)
         self._log: list[dict[str, Any]] = []
         self._log_lock = threading.Lock()
+        self._rest_faults = RestFaults()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -153,7 +155,8 @@ class MattermostEmulator:
                 err = AppError(503, "api.web_socket.unavailable.app_error", "Service unavailable.")
                 return error_response(err, new_id(), self.hub.version_string, "GET")
             return await self.hub.handle(request)
-        response = await self._handle_http(request)
+        fault = self._rest_faults.take() if path.startswith("/api/v4") else None
+        response = await (self._fault_response(fault) if fault else self._handle_http(request))
         if path.startswith("/api/v4"):
             entry = {
                 "method": request.method,
@@ -164,6 +167,46 @@ class MattermostEmulator:
             with self._log_lock:
                 self._log.append(entry)
         return response
+
+    async def _fault_response(self, fault: RestFault) -> web.Response:
+        if fault.kind == "hang":
+            await asyncio.sleep(fault.seconds)
+            fault = RestFault("5xx", status=504)
+        if fault.kind == "429":
+            # What the real rate limiter answers: plain text, not an AppError.
+            return web.Response(
+                status=429,
+                text="limit exceeded\n",
+                headers={
+                    "Content-Type": "text/plain; charset=utf-8",
+                    "X-RateLimit-Limit": "10",
+                    "X-RateLimit-Remaining": "0",
+                    "X-RateLimit-Reset": str(fault.retry_after),
+                    "Retry-After": str(fault.retry_after),
+                },
+            )
+        err = AppError(fault.status, "api.emulator.fault.app_error", "Injected server error.")
+        return error_response(err, new_id(), self.hub.version_string, "GET")
+
+    # ------------------------------------------------------------------ REST faults
+    def fail_rest_next(self, n: int, status: int = 500) -> None:
+        """The next n REST requests answer `status` (an AppError) and do nothing."""
+        self._rest_faults.push(RestFault("5xx", status=status), n)
+
+    def hang_rest_next(self, n: int, seconds: float = 30.0) -> None:
+        """The next n REST requests hang for `seconds`, then answer 504 without doing anything."""
+        self._rest_faults.push(RestFault("hang", seconds=seconds), n)
+
+    def throttle_rest_next(self, n: int, retry_after: int = 1) -> None:
+        """The next n REST requests are refused by the rate limiter (429, plain text, Retry-After)."""
+        self._rest_faults.push(RestFault("429", retry_after=retry_after), n)
+
+    def rest_outage(self, seconds: float, kind: str = "5xx") -> None:
+        """Every REST request during the next `seconds` fails the same way (5xx, hang or 429)."""
+        self._rest_faults.outage(seconds, kind)
+
+    def clear_rest_faults(self) -> None:
+        self._rest_faults.clear()
 
     async def _handle_http(self, request: web.Request) -> web.Response:
         version = self.hub.version_string
