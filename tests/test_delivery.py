@@ -203,6 +203,7 @@ def test_mattermost_rest_outage_delays_answers_but_posts_each_once(
     wait_for(lambda: len(bot_posts(world, world.jane_dm["id"])) == 3, 40, "the answers after the outage")
     time.sleep(1.5)
     assert [p["message"] for p in bot_posts(world, world.jane_dm["id"])] == ["answer 1", "answer 2", "answer 3"]
+    assert "posting answer for case" in bot.log()  # the outage was met, and waited out
 
 
 def test_new_customer_during_a_mattermost_rest_outage_is_not_lost(
