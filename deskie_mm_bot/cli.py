@@ -50,6 +50,10 @@ def _read_pid(settings: Settings) -> int | None:
         return None
     except PermissionError:
         return pid
+    # A stale pid file whose number now belongs to another program is not a running bot.
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if cmdline.exists() and b"deskie" not in cmdline.read_bytes():
+        return None
     return pid
 
 

@@ -131,3 +131,11 @@ def test_outgoing_chat_in_thread_mode_lives_in_its_thread(world: World, make_bot
     wait_for(lambda: len(bot_posts(world, dm["id"])) == 2, what="the second answer")
     assert bot_posts(world, dm["id"])[1]["root_id"] == first["id"]
     assert len(cases_of(world)) == 1
+
+
+def test_a_stale_pid_file_does_not_count_as_running(world: World, tmp_path: Path) -> None:
+    path = world.write_config(tmp_path)
+    (tmp_path / "state.sqlite3.pid").write_text(str(os.getppid()))  # some other live process
+    status = json.loads(cli("status", "--json", "-c", str(path)).stdout)
+    assert status["running"] is False
+    assert cli("stop", "-c", str(path)).returncode == 1
