@@ -52,9 +52,14 @@ def _read_pid(settings: Settings) -> int | None:
         return pid
     # A stale pid file whose number now belongs to another program is not a running bot.
     cmdline = Path(f"/proc/{pid}/cmdline")
-    if cmdline.exists() and b"deskie" not in cmdline.read_bytes():
+    if cmdline.exists() and not _is_bot_command(cmdline.read_bytes().split(b"\0")):
         return None
     return pid
+
+
+def _is_bot_command(argv: list[bytes]) -> bool:
+    """`python -m deskie_mm_bot ...` or the `deskie-mm-bot` console script."""
+    return any(a == b"deskie_mm_bot" or a == b"deskie-mm-bot" or a.endswith(b"/deskie-mm-bot") for a in argv)
 
 
 config_option = click.option(
