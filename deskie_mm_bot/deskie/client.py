@@ -158,7 +158,9 @@ class DeskieClient:
                     files=files,
                     timeout=self.timeout,
                 )
-            except (requests.ConnectionError, requests.Timeout) as e:
+            except requests.RequestException as e:
+                # Any transport failure (also a body cut mid-read, a bad redirect): the units taken for
+                # it are settled, or the budget shrinks for good and callers end up waiting forever.
                 self.budget.settle(cost, None)
                 # A connect failure never reached Deskie; a read timeout may have been applied.
                 maybe = write and not isinstance(e, requests.ConnectTimeout) and not _refused(e)
