@@ -162,7 +162,8 @@ def run_sandbox(*, demo: bool, reply_mode: str, mention_only: bool, workdir: str
             print(f"  curl -s -XPOST {mm.url}/_emu/post_as -d '{{\"user_id\":\"{world.jane['id']}\","
                   f"\"channel_id\":\"{world.jane_dm['id']}\",\"message\":\"Hello, I need help\"}}'")
             print(f"  curl -s {dk.url}/_emu/cases")
-            print(f"  curl -s -XPOST {dk.url}/_emu/agent_reply -d '{{\"case_id\":1,\"content\":\"Hi, how can I help?\"}}'")
+            print(f"  curl -s -XPOST {dk.url}/_emu/agent_reply -d '{{\"case_id\":2000,\"content\":\"Hi, how can I help?\"}}'"
+                  "   (2000: the first case)")
             print(f"  curl -s {mm.url}/_emu/posts/{world.jane_dm['id']}")
             print(f"  channel ~support: {world.support['id']} (post as bob {world.bob['id']} with '@helpbot ...')")
             print("Ctrl-C stops everything.\n")
