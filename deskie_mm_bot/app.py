@@ -159,10 +159,10 @@ class BotApp:
         me = await self._login()
         team_id = ""
         if mm.team:
-            try:
-                team_id = str((await self.rest.team_by_name(mm.team))["id"])
-            except MattermostRejected:
-                raise Fatal(EXIT_CONFIG, f"config error: mattermost.team: the bot is not in a team named '{mm.team}'") from None
+            named = [t for t in await self.rest.teams() if t.get("name") == mm.team]
+            if not named:
+                raise Fatal(EXIT_CONFIG, f"config error: mattermost.team: the bot is not in a team named '{mm.team}'")
+            team_id = str(named[0]["id"])
         log.info("logged in to Mattermost as @%s", me.get("username"))
         # 3. Deskie client and relays
         d = s.deskie
@@ -379,30 +379,50 @@ class BotApp:
     async def _catch_up_channels(self) -> tuple[int, int]:
         assert self.rest is not None and self.store is not None
         floor = int(self.store.get_cursor(CATCHUP_FLOOR) or 0)
-        teams = [t for t in await self.rest.teams() if not self.team_id or t["id"] == self.team_id]
-        seen: set[str] = set()
         fetched = 0
-        for team in teams:
-            for ch in await self.rest.my_channels(team["id"]):
-                if ch["id"] in seen:
-                    continue
-                seen.add(ch["id"])
-                cursor = self.store.get_cursor(f"mm.channel.{ch['id']}")
-                # A second of overlap: posts sharing the cursor's millisecond are not skipped (dedup by id).
-                since = int(cursor or floor) - 1000
-                if int(ch.get("last_post_at") or since + 1) < since:
-                    continue
+        channels = await self._channels_to_catch_up()
+        for ch in channels:
+            cursor = self.store.get_cursor(f"mm.channel.{ch['id']}")
+            # A second of overlap: posts sharing the cursor's millisecond are not skipped (dedup by id).
+            since = int(cursor or floor) - 1000
+            if int(ch.get("last_post_at") or since + 1) < since:
+                continue
+            try:
                 posts = await self.rest.posts_since(ch["id"], since)
-                if cursor is None and ch.get("type") in ("O", "P"):
-                    posts = self._since_bot_joined(posts)
-                for raw in posts:
-                    post = post_from_dict(
-                        raw, channel_type=str(ch.get("type", "")), team_id=str(ch.get("team_id") or ""),
-                        bot_id=self.rest.me["id"], bot_username=self.rest.me["username"],
-                    )
-                    fetched += 1
-                    await self._take(post)
-        return len(seen), fetched
+            except MattermostRejected as e:  # the bot left the channel, or it is gone
+                log.info("catch-up skips channel %s: %s", ch["id"], e)
+                continue
+            if cursor is None and ch.get("type") in ("O", "P"):
+                posts = self._since_bot_joined(posts)
+            for raw in posts:
+                post = post_from_dict(
+                    raw, channel_type=str(ch.get("type", "")), team_id=str(ch.get("team_id") or ""),
+                    bot_id=self.rest.me["id"], bot_username=self.rest.me["username"],
+                )
+                fetched += 1
+                await self._take(post)
+        return len(channels), fetched
+
+    async def _channels_to_catch_up(self) -> list[dict[str, Any]]:
+        """The bot's channels as the server lists them, plus every channel it already knows (a server
+        without the listing, or a channel the listing missed, still gets its catch-up)."""
+        assert self.rest is not None and self.store is not None
+        found: dict[str, dict[str, Any]] = {}
+        try:
+            for team in await self.rest.teams():
+                if self.team_id and team["id"] != self.team_id:
+                    continue
+                for ch in await self.rest.my_channels(team["id"]):
+                    found.setdefault(ch["id"], ch)
+        except MattermostRejected as e:
+            log.info("cannot list the bot's channels (%s); catching up the channels it knows", e)
+        for channel_id in self.store.known_channels():
+            if channel_id not in found:
+                try:
+                    found[channel_id] = await self.rest.get_channel(channel_id)
+                except MattermostRejected:
+                    continue
+        return list(found.values())
 
     def _since_bot_joined(self, posts: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """A channel met for the first time: its history from before the bot joined is not a chat."""

@@ -109,9 +109,6 @@ class MattermostRest:
     async def teams(self) -> list[dict[str, Any]]:
         return list(await self._call(self._driver.teams.get_teams_for_user(self.me["id"])))
 
-    async def team_by_name(self, name: str) -> dict[str, Any]:
-        return dict(await self._call(self._driver.teams.get_team_by_name(name)))
-
     async def my_channels(self, team_id: str) -> list[dict[str, Any]]:
         chans = list(await self._call(self._driver.channels.get_channels_for_team_for_user(self.me["id"], team_id)))
         for c in chans:

@@ -168,6 +168,14 @@ class Store:
             (name, value),
         )
 
+    def known_channels(self) -> list[str]:
+        """Channels the bot has taken posts from or chats in: what a catch-up must look at, at least."""
+        rows = self._all(
+            "SELECT substr(name, 12) AS ch FROM cursors WHERE name LIKE 'mm.channel.%'"
+            " UNION SELECT channel_id FROM conversations WHERE state != 'closed'"
+        )
+        return [r["ch"] for r in rows]
+
     def advance_cursor(self, name: str, value: int) -> None:
         """Raise an integer cursor; never lowers it."""
         self._exec(
