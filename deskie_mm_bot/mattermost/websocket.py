@@ -24,7 +24,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from ..retry import Backoff
-from .rest import MattermostAuthError
+from .rest import MattermostAuthError, MattermostUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,10 @@ class MattermostWebsocket:
                 await self._session()
             except MattermostAuthError:
                 raise
-            except (OSError, ConnectionClosed, InvalidStatus, TimeoutError, SequenceGap,
+            except (OSError, ConnectionClosed, InvalidStatus, TimeoutError, SequenceGap, MattermostUnavailable,
                     websockets.exceptions.InvalidHandshake, asyncio.TimeoutError) as e:
+                # MattermostUnavailable: a REST call behind an event or the catch-up failed. The event was
+                # not counted, so the resume (or the next catch-up) brings it again.
                 if self._stopping.is_set():
                     break
                 log.warning("Mattermost websocket lost (%s); reconnecting", _describe(e))
@@ -152,6 +154,8 @@ class MattermostWebsocket:
             pinger.cancel()
             with contextlib.suppress(BaseException):
                 await pinger
+            # Left by an error in a handler: do not keep a second, unread connection open.
+            ws.transport.abort()
         if not got_anything and not self._stopping.is_set():
             if self._check_token is not None:
                 await self._check_token()
@@ -169,7 +173,13 @@ class MattermostWebsocket:
             if lost:
                 # A fresh connection: whatever was posted while we were away must be fetched.
                 self.resyncs += 1
-                await self._on_resync()
+                try:
+                    await self._on_resync()
+                except BaseException:
+                    # Not caught up: resuming this connection later would skip the catch-up for good.
+                    # The next connection is a fresh one, whose hello asks for the catch-up again.
+                    self.connection_id = None
+                    raise
             return
         if isinstance(seq, int) and seq != self._next_seq:
             log.warning("websocket sequence gap: expected %s, got %s", self._next_seq, seq)
