@@ -39,11 +39,16 @@ class IdleSweeper:
         self.ended = 0
 
     async def sweep(self) -> int:
-        busy = set(self.store.pending_conv_keys())
         ended = 0
         loop = asyncio.get_running_loop()
-        for conv in self.store.idle_conversations(self.clock() - self.idle_timeout):
-            if conv.case_id is None or conv.conv_key in busy:
+        older_than = self.clock() - self.idle_timeout
+        for conv in self.store.idle_conversations(older_than):
+            # Looked at again for each chat: the calls below wait on Deskie, and meanwhile customers write.
+            fresh = self.store.conversation(conv.id)
+            if fresh is None or fresh.state != "active" or fresh.last_activity_at >= older_than:
+                continue
+            conv = fresh
+            if conv.case_id is None or conv.conv_key in set(self.store.pending_conv_keys()):
                 continue  # posts still on their way keep the chat alive
             status = "open" if conv.last_speaker == "customer" else "waiting"
             try:
@@ -55,7 +60,10 @@ class IdleSweeper:
                     raise
                 self.store.set_conversation_state(conv.id, "closed")
                 continue
-            self.store.set_conversation_state(conv.id, "ended")
+            if not self.store.end_if_idle(conv.id, older_than):
+                # A message went one way or the other while the status was being set: the chat goes on.
+                log.info("chat %s came alive while it was being ended; it stays active", conv.conv_key)
+                continue
             ended += 1
             log.info("chat %s ended after %.0f s idle; case %s is now %s",
                      conv.conv_key, self.idle_timeout, conv.case_id, status)

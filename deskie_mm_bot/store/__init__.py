@@ -398,6 +398,14 @@ class Store:
     def set_conversation_state(self, conversation_id: int, state: str) -> None:
         self._exec("UPDATE conversations SET state = ? WHERE id = ?", (state, conversation_id))
 
+    def end_if_idle(self, conversation_id: int, older_than: float) -> bool:
+        """Mark an idle chat ended, unless a message went either way since it was found idle."""
+        cur = self._exec(
+            "UPDATE conversations SET state = 'ended' WHERE id = ? AND state = 'active' AND last_activity_at < ?",
+            (conversation_id, older_than),
+        )
+        return cur.rowcount == 1
+
     def set_case_updated_at(self, conversation_id: int, updated_at: str) -> None:
         self._exec("UPDATE conversations SET case_updated_at = ? WHERE id = ?", (updated_at, conversation_id))
 
