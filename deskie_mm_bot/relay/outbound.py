@@ -181,6 +181,11 @@ class OutboundRelay:
                 if str(props.get(PROP_MESSAGE)) == key and int(props.get(PROP_PART, 0)) >= done:
                     self.store.record_reply_part(reply.id, str(post["id"]))
                     done += 1
+            first = (self.store.reply(reply.id) or reply).post_ids[:1]
+            if conv.conv_key.startswith(OUTGOING_THREAD) and first and first[0]:
+                # The thread's first post was made before the crash, and the chat not yet moved into it.
+                self.store.rekey_conversation(conv.id, f"th:{first[0]}", first[0])
+                conv = self.store.conversation(conv.id) or conv
         else:
             self.store.mark_reply_posting(reply.id)
         root_id = conv.reply_root_id
