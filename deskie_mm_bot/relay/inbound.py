@@ -141,7 +141,7 @@ class InboundRelay:
         if batch is not None:
             if not await self._already_applied(batch):
                 await self._send(batch, self.store.batch_items(batch.id))
-            self._backoffs.pop(key, None)
+            self._recovered(key)
         items = self.store.pending_items(key)
         if not items:
             return None
@@ -177,8 +177,13 @@ class InboundRelay:
             key, conv.id if conv else None, op, content, [i.id for i in run], conv.last_message_id if conv else 0
         )
         await self._send(batch, run)
-        self._backoffs.pop(key, None)
+        self._recovered(key)
         return self.clock() if self.store.pending_items(key) else None
+
+    def _recovered(self, key: str) -> None:
+        """A write for this chat went through: forget its retry state (one entry per chat would pile up)."""
+        self._backoffs.pop(key, None)
+        self._retry_at.pop(key, None)
 
     def _in_a_burst(self, key: str, items: list[OutboxItem]) -> bool:
         if len(items) > 1:

@@ -1,0 +1,67 @@
+"""Review: the inbound relay with a real store and a fake Deskie."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deskie_mm_bot.deskie.client import DeskieUnavailable, Page
+from deskie_mm_bot.deskie.ratebudget import RateBudget
+from deskie_mm_bot.relay.inbound import InboundRelay, Target
+from deskie_mm_bot.store import Store
+
+pytestmark = pytest.mark.timeout(10)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Deskie:
+    def __init__(self) -> None:
+        self.budget = RateBudget(1000)
+        self.outage = 1
+        self.cases: list[dict[str, Any]] = []
+
+    def create_case(self, **fields: Any) -> dict[str, Any]:
+        if self.outage:
+            self.outage -= 1
+            raise DeskieUnavailable("Deskie unreachable: ConnectionError", maybe_applied=False)
+        case = {"case_id": 100 + len(self.cases), "case_number": "n", "user_id": 5, **fields}
+        self.cases.append(case)
+        return case
+
+    def list_cases(self, priority: Any = None, **params: Any) -> Page:
+        return Page([], 0)
+
+
+async def _group() -> int:
+    return 1
+
+
+def test_retry_bookkeeping_of_a_chat_is_dropped_once_it_recovers(tmp_path: Path) -> None:
+    """In thread mode every top-level post is its own chat: per-chat retry state kept after recovery
+    would grow for as long as the bot runs."""
+    clock = Clock()
+    store = Store(tmp_path / "s.sqlite3", clock=clock)
+    deskie = Deskie()
+    with ThreadPoolExecutor(2) as pool:
+        relay = InboundRelay(store, deskie, Target("cch1", _group), pool, clock=clock)  # type: ignore[arg-type]
+        store.enqueue_post(post_id="p1", conv_key="th:p1", channel_id="c", reply_root_id="p1",
+                           user_custom_id="u:jane", user_full_name="Jane", author="Jane", show_author=False,
+                           text="hello", file_ids=[], posted_at=clock.now)
+        asyncio.run(relay.drain())
+        assert "th:p1" in relay._retry_at
+        clock.now += 60
+        asyncio.run(relay.drain())
+    assert len(deskie.cases) == 1 and store.count_outbox("sent") == 1
+    assert relay._retry_at == {} and relay._backoffs == {}
+    store.close()
