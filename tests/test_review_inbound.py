@@ -65,3 +65,57 @@ def test_retry_bookkeeping_of_a_chat_is_dropped_once_it_recovers(tmp_path: Path)
     assert len(deskie.cases) == 1 and store.count_outbox("sent") == 1
     assert relay._retry_at == {} and relay._backoffs == {}
     store.close()
+
+
+class NoteDeskie:
+    def __init__(self) -> None:
+        self.budget = RateBudget(1000)
+        self.messages: list[dict[str, Any]] = [
+            {"message_id": 10, "user_id": 5, "staff_id": 0, "note": False, "content": "hello"},
+        ]
+        self.fail_next = False
+
+    def add_note(self, case_id: int, content: str) -> dict[str, Any]:
+        if self.fail_next:
+            self.fail_next = False
+            raise DeskieUnavailable("Deskie unreachable: ConnectionError", maybe_applied=False)
+        msg = {"message_id": 10 + len(self.messages), "user_id": 0, "staff_id": 3, "note": True, "content": content}
+        self.messages.append(msg)
+        return msg
+
+    def list_messages(self, case_id: int, *, order: str = "desc", limit: int = 100, page: int = 1,
+                      priority: Any = None) -> Page:
+        items = list(self.messages) if order == "asc" else list(reversed(self.messages))
+        return Page(items[:limit], len(items))
+
+
+def _note(store: Store, post_id: str, text: str, at: float) -> None:
+    store.enqueue_post(post_id=post_id, conv_key="ch:dm", channel_id="dm", reply_root_id="", user_custom_id="u:jane",
+                       user_full_name="Jane", author="Jane", show_author=False, text=text, file_ids=[],
+                       posted_at=at, kind="note")
+
+
+def test_a_second_note_with_the_same_text_is_not_taken_for_the_first_when_verified(tmp_path: Path) -> None:
+    """Two deletions of two messages that both said "ok" give two notes with the same text. The second,
+    refused before it reached Deskie, must not be found "already applied" by matching the first."""
+    clock = Clock()
+    store = Store(tmp_path / "s.sqlite3", clock=clock)
+    store.create_conversation(conv_key="ch:dm", channel_id="dm", reply_root_id="", user_custom_id="u:jane",
+                              user_full_name="Jane", case_id=7, case_number="7", deskie_user_id=5,
+                              last_message_id=0, case_updated_at=None)
+    deskie = NoteDeskie()
+    text = "Jane deleted a message: \u201cok\u201d"
+    with ThreadPoolExecutor(2) as pool:
+        relay = InboundRelay(store, deskie, Target("cch1", _group), pool, clock=clock)  # type: ignore[arg-type]
+        clock.now += 10  # past the hold for bursts on a small plan
+        _note(store, "delete:a", text, clock.now)
+        asyncio.run(relay.drain())
+        clock.now += 10
+        _note(store, "delete:b", text, clock.now)
+        deskie.fail_next = True
+        asyncio.run(relay.drain())
+        assert store.count_outbox("inflight") == 1
+        clock.now += 60
+        asyncio.run(relay.drain())
+    assert [m["content"] for m in deskie.messages if m["note"]] == [text, text]
+    store.close()

@@ -260,7 +260,9 @@ class InboundRelay:
                 self.store.touch_conversation(conv.id, "customer", int(msg.get("message_id") or 0))
             else:
                 assert conv is not None and conv.case_id is not None
-                await self._call(self.deskie.add_note, conv.case_id, content)
+                note = await self._call(self.deskie.add_note, conv.case_id, content)
+                # Without this, a later note with the same text would be matched to this one when verified.
+                self.store.saw_message_id(conv.id, int(note.get("message_id") or 0))
         except DeskieRejected as e:
             if batch.op in ("add_message", "add_note") and conv is not None and await self._case_gone(conv, e):
                 if batch.op == "add_note":

@@ -388,6 +388,13 @@ class Store:
             (self._clock(), speaker, message_id, conversation_id),
         )
 
+    def saw_message_id(self, conversation_id: int, message_id: int) -> None:
+        """A message the bot wrote (a note) exists on the case: later writes are verified after it."""
+        self._exec(
+            "UPDATE conversations SET last_message_id = MAX(last_message_id, ?) WHERE id = ?",
+            (message_id, conversation_id),
+        )
+
     def rekey_conversation(self, conversation_id: int, conv_key: str, reply_root_id: str) -> None:
         """An outgoing chat in thread mode gets its key once its first post (the thread root) exists."""
         self._exec(
