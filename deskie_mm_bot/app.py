@@ -346,7 +346,7 @@ class BotApp:
             return
         await self._take(post)
 
-    async def _take(self, post: ChatPost) -> None:
+    async def _take(self, post: ChatPost, *, advance: bool = True) -> None:
         assert self.store is not None
         try:
             if await self.intake.accept(post):
@@ -361,7 +361,8 @@ class BotApp:
             log.exception("post %s could not be taken in", post.post_id)
             self.store.record_error("intake", f"post {post.post_id}: {type(e).__name__}: {e}")
             return
-        self.store.advance_cursor(f"mm.channel.{post.channel_id}", max(post.update_at_ms, post.create_at_ms))
+        if advance:
+            self.store.advance_cursor(f"mm.channel.{post.channel_id}", max(post.update_at_ms, post.create_at_ms))
 
     async def catch_up(self) -> None:
         """Posts made while the websocket was away: fetched over REST, deduplicated by post id."""
@@ -385,8 +386,6 @@ class BotApp:
             cursor = self.store.get_cursor(f"mm.channel.{ch['id']}")
             # A second of overlap: posts sharing the cursor's millisecond are not skipped (dedup by id).
             since = int(cursor or floor) - 1000
-            if int(ch.get("last_post_at") or since + 1) < since:
-                continue
             try:
                 posts = await self.rest.posts_since(ch["id"], since)
             except MattermostRejected as e:  # the bot left the channel, or it is gone
@@ -400,7 +399,12 @@ class BotApp:
                     bot_id=self.rest.me["id"], bot_username=self.rest.me["username"],
                 )
                 fetched += 1
-                await self._take(post)
+                # Posts come in creation order but an edited old one carries a late update time: the
+                # channel's cursor moves only once the whole list is in, or a crash could skip a post.
+                await self._take(post, advance=False)
+            if posts:
+                newest = max(max(int(p.get("update_at") or 0), int(p.get("create_at") or 0)) for p in posts)
+                self.store.advance_cursor(f"mm.channel.{ch['id']}", newest)
         return len(channels), fetched
 
     async def _channels_to_catch_up(self) -> list[dict[str, Any]]:

@@ -98,3 +98,16 @@ def test_answer_mattermost_refuses_is_told_to_the_agent(
     note = wait_for(lambda: [m for m in world.dk.messages(case["case_id"]) if m["note"]], what="a note for the agent")
     assert "could not be posted" in note[0]["content"] and "On my way" in note[0]["content"]
     assert bot_posts(world, world.support["id"]) == []
+
+
+def test_idle_sweep_never_reopens_a_case_an_agent_closed(
+    world: World, inproc_bot: Callable[..., InProcessBot], clock: FakeClock
+) -> None:
+    bot = inproc_bot(idle_timeout="10m").start()
+    world.mm.post_as(world.jane["id"], world.jane_dm["id"], "thanks, all good")
+    case = wait_for(lambda: next(iter(cases_of(world)), None), what="a case")
+    world.dk.close_case(case["case_id"])  # not yet seen by reconciliation
+    clock.advance(11 * 60)
+    assert bot.call(bot.app.sweeper.sweep) == 0
+    assert world.dk.get_case(case["case_id"])["status"] == "closed"
+    assert bot.app.store.conversation_by_case(case["case_id"]).state == "closed"

@@ -300,8 +300,8 @@ class DeskieClient:
             page += 1
         return out
 
-    def get_user(self, user_id: int) -> dict[str, Any]:
-        return self.request("GET", f"/api/users/{user_id}.json", priority=Priority.DIRECTORY)["user"]
+    def get_user(self, user_id: int, priority: Priority = Priority.DIRECTORY) -> dict[str, Any]:
+        return self.request("GET", f"/api/users/{user_id}.json", priority=priority)["user"]
 
     def list_custom_channels(self) -> list[dict[str, Any]]:
         data = self.request("GET", "/api/custom_channels.json", priority=Priority.DIRECTORY)

@@ -8,6 +8,7 @@ turns a rejected token into one clear, fatal error.
 from __future__ import annotations
 
 import ssl
+from collections import OrderedDict
 from typing import Any
 
 import httpx
@@ -19,6 +20,28 @@ from mattermostautodriver.exceptions import (
 )
 
 REQUEST_TIMEOUT = 30.0
+
+
+CACHE_SIZE = 5000
+
+
+class LruCache(OrderedDict[str, dict[str, Any]]):
+    """Users and channels seen lately: every post needs them, few change, memory stays bounded."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def __getitem__(self, key: str) -> dict[str, Any]:
+        value = super().__getitem__(key)
+        self.move_to_end(key)
+        return value
+
+    def __setitem__(self, key: str, value: dict[str, Any]) -> None:
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
 
 
 class MattermostAuthError(RuntimeError):
@@ -62,8 +85,8 @@ class MattermostRest:
             }
         )
         self._driver.client.token = token
-        self._users: dict[str, dict[str, Any]] = {}
-        self._channels: dict[str, dict[str, Any]] = {}
+        self._users: LruCache = LruCache(CACHE_SIZE)
+        self._channels: LruCache = LruCache(CACHE_SIZE)
         self.me: dict[str, Any] = {}
 
     async def close(self) -> None:

@@ -342,19 +342,28 @@ class InboundRelay:
 
     async def _case_exists(self, batch: Batch, items: list[OutboxItem]) -> bool:
         first = items[0]
-        page = await self._call(
-            self.deskie.list_cases,
-            Priority.CUSTOMER,
-            user_custom_id=f"^{first.user_custom_id}^",
-            channel=self.target.channel,
-            sort="created_at_desc",
-            limit=10,
-        )
-        known = self.store.known_case_ids([int(c["case_id"]) for c in page.items if "case_id" in c])
+        candidates: list[dict[str, Any]] = []
+        # Exact match is `^id^` in Deskie's search syntax; plain is the fallback for an account that
+        # does not know it (the ids are fixed-length, so a substring cannot name another user).
+        for value in (f"^{first.user_custom_id}^", first.user_custom_id):
+            page = await self._call(
+                self.deskie.list_cases,
+                Priority.CUSTOMER,
+                user_custom_id=value,
+                channel=self.target.channel,
+                sort="created_at_desc",
+                limit=10,
+            )
+            candidates = page.items
+            if candidates:
+                break
+        known = self.store.known_case_ids([int(c["case_id"]) for c in candidates if "case_id" in c])
         subject = normalise(subject_of(items))
-        for case in page.items:
+        for case in candidates:
             cid = int(case.get("case_id") or 0)
             if not cid or normalise(str(case.get("subject") or "")) != subject:
+                continue
+            if not await self._case_belongs_to(case, first.user_custom_id):
                 continue
             if cid in known:
                 # Known already: only this batch's own case may be, recorded through another door
@@ -372,11 +381,22 @@ class InboundRelay:
                 return True
         return False
 
+    async def _case_belongs_to(self, case: dict[str, Any], user_custom_id: str) -> bool:
+        """Whether a case found by search is this customer's: the filter is not trusted blindly."""
+        if not case.get("user_id"):
+            return True
+        try:
+            user = await self._call(self.deskie.get_user, int(case["user_id"]), Priority.CUSTOMER)
+        except DeskieRejected:
+            return True  # no user lookup here: the search filter has to do
+        found = user.get("user_custom_id")
+        return found is None or str(found) == user_custom_id
+
     async def _message_exists(self, batch: Batch, conv: Conversation) -> int | None:
         assert conv.case_id is not None
         if batch.since_message_id:
             page = await self._call(
-                self.deskie.list_messages, conv.case_id, order="desc", limit=30, priority=Priority.CUSTOMER
+                self.deskie.list_messages, conv.case_id, order="desc", limit=100, priority=Priority.CUSTOMER
             )
             candidates = page.items
         else:

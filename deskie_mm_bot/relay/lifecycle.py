@@ -52,9 +52,17 @@ class IdleSweeper:
                 continue  # posts still on their way keep the chat alive
             status = "open" if conv.last_speaker == "customer" else "waiting"
             try:
-                await loop.run_in_executor(
-                    self.pool, partial(self.deskie.set_case_status, conv.case_id, status, Priority.RECONCILE)
+                # An agent may have closed the case since the last poll: setting a status would reopen it.
+                case = await loop.run_in_executor(
+                    self.pool, partial(self.deskie.get_case, conv.case_id, Priority.RECONCILE)
                 )
+                if case.get("status") == "closed":
+                    self.store.set_conversation_state(conv.id, "closed")
+                    continue
+                if case.get("status") != status:
+                    await loop.run_in_executor(
+                        self.pool, partial(self.deskie.set_case_status, conv.case_id, status, Priority.RECONCILE)
+                    )
             except DeskieRejected as e:
                 if not e.not_found:
                     raise

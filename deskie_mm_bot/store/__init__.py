@@ -442,11 +442,11 @@ class Store:
         h = content_hash(body)
         with self.transaction() as c:
             if message_id is None:
-                # No id (a webhook that did not carry one): the same text on the same case, still
-                # unresolved, is the same delivery repeated.
+                # No id (a webhook that did not carry one): the same text on the same case is taken for
+                # the same answer, whether it came before by webhook or by the poll. Should it really be
+                # a second answer with the same words, the poll finds its id unknown and posts it then.
                 dup = c.execute(
-                    "SELECT 1 FROM replies WHERE case_id = ? AND content_hash = ? AND message_id IS NULL",
-                    (case_id, h),
+                    "SELECT 1 FROM replies WHERE case_id = ? AND content_hash = ?", (case_id, h)
                 ).fetchone()
                 if dup:
                     return False
