@@ -307,8 +307,8 @@ def test_add_reply_without_id_dedups_by_case_and_content_hash(store: Store) -> N
 
 
 def test_resolve_reply_returns_false_when_another_row_has_that_id(store: Store) -> None:
-    assert reply(store, 501, "Hi")
     assert reply(store, None, "Hi")
+    assert reply(store, 501, "Hi")  # the poll, by id: recorded, resolution decides which row wins
     rid = store.unresolved_reply(2000, content_hash("Hi"))
     assert rid is not None
     assert store.resolve_reply(rid, 501) is False
@@ -316,6 +316,12 @@ def test_resolve_reply_returns_false_when_another_row_has_that_id(store: Store) 
     assert store.resolve_reply(rid, 502) is True
     assert store.reply(rid).message_id == 502
     assert store.unresolved_reply(2000, content_hash("Hi")) is None
+
+
+def test_a_webhook_without_id_for_an_answer_the_poll_already_has_is_a_duplicate(store: Store) -> None:
+    assert reply(store, 501, "Hi")
+    assert reply(store, None, "Hi") is False
+    assert reply(store, None, "Hi", case_id=2001) is True  # another case: another answer
 
 
 def test_due_replies_honours_next_attempt_at(store: Store, clock: Clock) -> None:
