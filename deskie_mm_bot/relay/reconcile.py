@@ -15,7 +15,7 @@ from email.utils import parsedate_to_datetime
 from functools import partial
 from typing import Any, TypeVar
 
-from ..deskie.client import DeskieClient
+from ..deskie.client import DeskieClient, DeskieRejected
 from ..deskie.ratebudget import Priority
 from ..store import Conversation, Store, content_hash
 from .outbound import reply_text
@@ -40,9 +40,26 @@ def _parse(value: Any) -> datetime | None:
         return None
 
 
+# Filter formats seen to work against Deskie (the API documents none): tried in this order, and the
+# first one the account accepts is remembered.
+TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "unix", "%d.%m.%Y")
+FORMAT_CURSOR = "deskie.time_format"
+
+
 def cursor_text(newest: datetime) -> str:
-    """The filter value, in the account's own offset (the one its timestamps carry)."""
-    return (newest - OVERLAP).strftime("%Y-%m-%d %H:%M:%S")
+    """The stored cursor: the newest change seen, less the overlap, with the account's own offset."""
+    return (newest - OVERLAP).isoformat()
+
+
+def filter_value(cursor: str, fmt: str) -> str:
+    """The `from_updated_time` value: in the account's offset (the one its timestamps carry)."""
+    try:
+        when = datetime.fromisoformat(cursor)
+    except ValueError:
+        return cursor  # written by an older version: already in the first format
+    if fmt == "unix":
+        return str(int(when.timestamp()))
+    return when.strftime(fmt)
 
 
 class Reconciler:
@@ -72,12 +89,10 @@ class Reconciler:
         """One reconciliation pass; returns how many missed answers were queued."""
         params: dict[str, Any] = {"channel": self.channel, "limit": 100}
         cursor = self.store.get_cursor(CURSOR)
-        if cursor:
-            params["from_updated_time"] = cursor
-            params["sort"] = "updated_at_asc"
-            cases = await self._call(lambda: list(self.deskie.iter_cases(Priority.RECONCILE, **params)))
-        else:
-            # First poll ever: only the most recent changes matter, and they tell us the account's offset.
+        cases = await self._changed_since(cursor, params) if cursor else None
+        if cases is None:
+            # First poll ever (or a filter the account refuses in every format): the most recent
+            # changes, which also tell the account's offset.
             params["sort"] = "updated_at_desc"
             cases = (await self._call(self.deskie.list_cases, Priority.RECONCILE, **params)).items
         self.polls += 1
@@ -95,6 +110,26 @@ class Reconciler:
             log.info("reconciliation found %d answer(s) the webhook did not bring", queued)
             self.on_new_replies()
         return queued
+
+    async def _changed_since(self, cursor: str, params: dict[str, Any]) -> list[dict[str, Any]] | None:
+        remembered = self.store.get_cursor(FORMAT_CURSOR)
+        formats = [remembered] if remembered in TIME_FORMATS else list(TIME_FORMATS)
+        for fmt in formats:
+            query = dict(params, from_updated_time=filter_value(cursor, fmt), sort="updated_at_asc")
+            try:
+                cases = await self._call(lambda q=query: list(self.deskie.iter_cases(Priority.RECONCILE, **q)))
+            except DeskieRejected as e:
+                if e.status != 400:
+                    raise
+                log.info("Deskie refused from_updated_time in format %r (%s); trying another", fmt, e.code)
+                continue
+            if remembered != fmt:
+                self.store.set_cursor(FORMAT_CURSOR, fmt)
+            return cases
+        if remembered:
+            self.store.set_cursor(FORMAT_CURSOR, "")  # try them all again next time
+        log.warning("Deskie accepts no from_updated_time format known here; polling the latest changes")
+        return None
 
     async def _reconcile_case(self, case: dict[str, Any], *, at_edge: bool = False) -> int:
         case_id = int(case.get("case_id") or 0)
