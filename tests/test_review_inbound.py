@@ -119,3 +119,38 @@ def test_a_second_note_with_the_same_text_is_not_taken_for_the_first_when_verifi
         asyncio.run(relay.drain())
     assert [m["content"] for m in deskie.messages if m["note"]] == [text, text]
     store.close()
+
+
+def test_follow_up_reads_the_case_user_when_the_create_answer_lacked_it(tmp_path: Path) -> None:
+    """A Deskie whose create answer has no user_id: the follow-up still names the case's user."""
+    store = Store(tmp_path / "s.sqlite3")
+    conv = store.create_conversation(
+        conv_key="ch:dm", channel_id="dm", reply_root_id="", user_custom_id="u:jane", user_full_name="Jane",
+        case_id=77, case_number="77", deskie_user_id=None, last_message_id=0, case_updated_at=None,
+    )
+
+    class Deskie:
+        budget = type("B", (), {"scarce": lambda self: False, "available": lambda self: 100.0,
+                                "paused_for": lambda self: 0.0})()
+        sent: list[tuple[int, int, str]] = []
+
+        def get_case(self, case_id: int, priority: Any = None) -> dict[str, Any]:
+            return {"case_id": case_id, "user_id": 555, "status": "open"}
+
+        def add_user_message(self, case_id: int, user_id: int, content: str, files: Any = None) -> dict[str, Any]:
+            self.sent.append((case_id, user_id, content))
+            return {"message_id": 900}
+
+    store.enqueue_post(post_id="p1", conv_key="ch:dm", channel_id="dm", reply_root_id="", user_custom_id="u:jane",
+                       user_full_name="Jane", author="Jane", show_author=False, text="again", file_ids=[],
+                       posted_at=0.0)
+    deskie = Deskie()
+
+    async def go() -> None:
+        with ThreadPoolExecutor(1) as pool:
+            relay = InboundRelay(store, deskie, Target("cch12", lambda: None), pool)  # type: ignore[arg-type]
+            await relay.process("ch:dm")
+
+    asyncio.run(go())
+    assert deskie.sent == [(77, 555, "again")]
+    assert store.conversation(conv.id).deskie_user_id == 555

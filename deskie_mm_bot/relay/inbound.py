@@ -255,7 +255,7 @@ class InboundRelay:
             elif batch.op == "add_message":
                 assert conv is not None and conv.case_id is not None
                 msg = await self._call(
-                    self.deskie.add_user_message, conv.case_id, int(conv.deskie_user_id or 0), content, files or None
+                    self.deskie.add_user_message, conv.case_id, await self._case_user(conv), content, files or None
                 )
                 self.store.touch_conversation(conv.id, "customer", int(msg.get("message_id") or 0))
             else:
@@ -281,6 +281,18 @@ class InboundRelay:
         self.store.finish_batch(batch.id)
         self.sent_batches += 1
         log.info("relayed %d post(s) of %s to Deskie (%s)", len(items), batch.conv_key, batch.op)
+
+    async def _case_user(self, conv: Conversation) -> int:
+        """The case's Deskie user id, which follow-ups must carry; read from the case if the create
+        answer did not give it."""
+        if conv.deskie_user_id:
+            return int(conv.deskie_user_id)
+        assert conv.case_id is not None
+        case = await self._call(self.deskie.get_case, conv.case_id)
+        user_id = int(case.get("user_id") or 0)
+        if user_id:
+            self.store.set_deskie_user_id(conv.id, user_id)
+        return user_id
 
     def _adopt_case(self, batch: Batch, first: OutboxItem, case: dict[str, Any]) -> None:
         if self.store.conversation_by_case(int(case["case_id"])) is not None:

@@ -413,6 +413,9 @@ class Store:
         )
         return cur.rowcount == 1
 
+    def set_deskie_user_id(self, conversation_id: int, user_id: int) -> None:
+        self._exec("UPDATE conversations SET deskie_user_id = ? WHERE id = ?", (user_id, conversation_id))
+
     def set_case_updated_at(self, conversation_id: int, updated_at: str) -> None:
         self._exec("UPDATE conversations SET case_updated_at = ? WHERE id = ?", (updated_at, conversation_id))
 
