@@ -134,20 +134,29 @@ class MattermostWebsocket:
         self._ws = ws
         pinger = asyncio.create_task(self._ping_loop(ws))
         resumed = self.connection_id is not None
-        heard: list[bool] = []  # set once the server has said anything on this connection
+        heard: list[bool] = []  # set once the server has answered as to an authenticated client
         got_anything = False
+        challenged = False
         try:
             async for raw in _frames(ws, heard, self._check_token):
                 msg = json.loads(raw)
+                if "seq_reply" in msg:
+                    fut = self._pongs.pop(int(msg["seq_reply"]), None)
+                    if fut is not None and not fut.done():
+                        fut.set_result(None)
+                    if msg.get("status") == "FAIL" and "not_authenticated" in str((msg.get("error") or {}).get("id")):
+                        # The upgrade's Bearer header was not taken: authenticate the old way (no resume
+                        # for such a connection, but events flow).
+                        if not challenged:
+                            challenged = True
+                            await ws.send(json.dumps(self._challenge()))
+                        continue
                 if not got_anything:
                     got_anything = True
                     heard.append(True)
                     self.connected.set()
                     self._backoff.reset()
                 if "seq_reply" in msg:
-                    fut = self._pongs.pop(int(msg["seq_reply"]), None)
-                    if fut is not None and not fut.done():
-                        fut.set_result(None)
                     continue
                 await self._handle_event(msg, resumed)
         finally:
@@ -191,10 +200,19 @@ class MattermostWebsocket:
             # Counted only once handled: a resume asks again for anything we did not finish.
             self._next_seq = seq + 1
 
+    def _challenge(self) -> dict[str, Any]:
+        self._action_seq += 1
+        return {"seq": self._action_seq, "action": "authentication_challenge", "data": {"token": self._token}}
+
     async def _ping_loop(self, ws: ClientConnection) -> None:
         loop = asyncio.get_running_loop()
+        first = True
         while True:
-            await asyncio.sleep(self.ping_interval)
+            # The first ping goes at once: a resumed connection gets no hello, and its answer is
+            # what tells that the connection works.
+            if not first:
+                await asyncio.sleep(self.ping_interval)
+            first = False
             self._action_seq += 1
             seq = self._action_seq
             fut: asyncio.Future[None] = loop.create_future()

@@ -331,6 +331,10 @@ class MattermostEmulator:
     def set_silent(self, flag: bool) -> None:
         self.hub.silent = bool(flag)
 
+    def set_header_auth(self, flag: bool) -> None:
+        """Whether the websocket upgrade's Bearer header authenticates (off: only the challenge does)."""
+        self.hub.header_auth = flag
+
     def set_reject_websocket(self, flag: bool) -> None:
         self.hub.reject = bool(flag)
 

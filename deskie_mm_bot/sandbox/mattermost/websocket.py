@@ -79,6 +79,9 @@ class Hub:
         self.conns: dict[str, WebConn] = {}
         self.silent = False
         self.reject = False
+        # Off: an upgrade's Bearer header is not taken (a proxy that strips it, say); only the
+        # authentication_challenge authenticates.
+        self.header_auth = True
         self.hostname = socket.gethostname()
         self.auth_timeout = AUTH_TIMEOUT
 
@@ -183,7 +186,7 @@ class Hub:
         return request.cookies.get("MMAUTHTOKEN")
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        token = self._header_token(request)
+        token = self._header_token(request) if self.header_auth else None
         user_id = self.state.user_for_token(token)
         ws = web.WebSocketResponse(autoping=False, max_msg_size=8 * 1024 * 1024)
         transport = request.transport
