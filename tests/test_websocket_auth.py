@@ -15,7 +15,10 @@ def test_a_resume_without_events_is_connected_at_once(world: World, make_bot: Ca
     bot = make_bot().start()
     world.mm.drop_connections(resumable=True)
     # No event follows the resume, so no hello and no posted: the bot's own ping answer proves the link.
-    wait_for(lambda: world.mm.connection_count() == 1, 10, "the resumed connection")
+    try:
+        wait_for(lambda: world.mm.connection_count() == 1, 10, "the resumed connection")
+    except AssertionError:
+        raise AssertionError(f"connections: {world.mm.connection_count()}\n{bot.log()[-3000:]}") from None
     wait_for(bot.healthy, 5, "health right after a quiet resume")
     assert "catch-up over REST" in bot.log()  # once, at start
     assert bot.log().count("catch-up over REST") == 1  # the resume needed none

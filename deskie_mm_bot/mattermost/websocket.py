@@ -160,9 +160,7 @@ class MattermostWebsocket:
                     continue
                 await self._handle_event(msg, resumed)
         finally:
-            pinger.cancel()
-            with contextlib.suppress(BaseException):
-                await pinger
+            await _stop_task(pinger)
             # Left by an error in a handler: do not keep a second, unread connection open.
             ws.transport.abort()
         if not got_anything and not self._stopping.is_set():
@@ -225,6 +223,16 @@ class MattermostWebsocket:
                 # Abort the TCP connection: a polite close would wait on a server that is not listening.
                 ws.transport.abort()
                 return
+
+
+async def _stop_task(task: asyncio.Task[Any]) -> None:
+    """Cancel and wait, but never for long: on Python < 3.12 `wait_for` can swallow a cancellation
+    that lands as its future completes, and the task would go on to its next sleep."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.5)
+    with contextlib.suppress(BaseException):
+        task.result()
 
 
 async def _frames(
