@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 from deskie_mm_bot.mattermost.websocket import _stop_task
@@ -12,10 +13,8 @@ def test_stopping_a_task_that_swallows_its_first_cancellation_does_not_wait_for_
     """What asyncio.wait_for does on Python < 3.12 when the awaited future completes as it is cancelled."""
 
     async def stubborn() -> None:
-        try:
+        with contextlib.suppress(asyncio.CancelledError):  # swallowed, as wait_for may
             await asyncio.sleep(10)
-        except asyncio.CancelledError:
-            pass  # swallowed, as wait_for may
         await asyncio.sleep(30)  # the next ping interval
 
     async def go() -> float:
