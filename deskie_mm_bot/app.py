@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from .blocking import off_loop
 from .config import Settings
 from .deskie.client import (
     DeskieAuthError,
@@ -315,7 +316,7 @@ class BotApp:
         async with self._group_lock:
             if self._group_id is None:
                 assert self.deskie is not None
-                groups = await asyncio.get_running_loop().run_in_executor(self.pool, self.deskie.list_groups)
+                groups = await off_loop(self.pool, self.deskie.list_groups)
                 group = find_group(groups, self.settings.deskie.default_group)
                 if group is None:
                     raise Fatal(EXIT_CONFIG, f"config error: deskie.default_group: Deskie has no group "
@@ -465,9 +466,7 @@ class BotApp:
         if created is None or created < floor - 1:
             self._declined_cases.add(case_id)
             return None
-        user = await asyncio.get_running_loop().run_in_executor(
-            self.pool, self.deskie.get_user, int(case.get("user_id") or 0)
-        )
+        user = await off_loop(self.pool, self.deskie.get_user, int(case.get("user_id") or 0))
         custom = str(user.get("user_custom_id") or "")
         if self.store.creating_case_for(custom):
             return None  # ours, still being created: the next poll sees it recorded
@@ -493,7 +492,7 @@ class BotApp:
                 full_name = channel_name(channel)
         except MattermostRejected:
             return None
-        case = await asyncio.get_running_loop().run_in_executor(self.pool, self.deskie.get_case, case_id)
+        case = await off_loop(self.pool, self.deskie.get_case, case_id)
         existing = self.store.conversation_by_case(case_id)
         if existing is not None:  # recorded meanwhile through the other door
             return existing

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from .blocking import off_loop
 from .config import Settings
 from .deskie.client import DeskieClient, DeskieError, find_group
 from .deskie.ratebudget import Priority, RateBudget
@@ -54,9 +54,8 @@ async def online_check(settings: Settings, say: Callable[[str], Any]) -> list[st
         await rest.close()
 
     deskie = _deskie(settings)
-    loop = asyncio.get_running_loop()
     try:
-        groups = await loop.run_in_executor(None, deskie.list_groups)
+        groups = await off_loop(None, deskie.list_groups)
         say("deskie: API key ok")
         group = find_group(groups, settings.deskie.default_group)
         if group is None:
@@ -64,7 +63,7 @@ async def online_check(settings: Settings, say: Callable[[str], Any]) -> list[st
                             f"(groups: {', '.join(str(g.get('group_title')) for g in groups)})")
         else:
             say(f"deskie: default group '{group.get('group_title')}' (id {group.get('group_id')})")
-        channels = await loop.run_in_executor(None, deskie.list_custom_channels)
+        channels = await off_loop(None, deskie.list_custom_channels)
         codes = {str(c.get("channel_api_key")) for c in channels}
         if settings.deskie.channel not in codes:
             problems.append(f"deskie.channel: no custom channel '{settings.deskie.channel}' "
@@ -117,22 +116,20 @@ async def send_outgoing(settings: Settings, to: str, subject: str | None, text: 
     """Open a case for the member or channel, post the text there, and register the chat."""
     rest = _rest(settings)
     deskie = _deskie(settings)
-    loop = asyncio.get_running_loop()
     try:
         await rest.login()
         channel, custom_id, full_name = await _resolve_target(rest, settings, to)
-        groups = await loop.run_in_executor(None, deskie.list_groups)
+        groups = await off_loop(None, deskie.list_groups)
         group = find_group(groups, settings.deskie.default_group)
         if group is None:
             raise LookupError(f"deskie.default_group '{settings.deskie.default_group}' not found")
         first_line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "Message")
-        case = await loop.run_in_executor(None, lambda: deskie.create_case(
+        case = await off_loop(None, lambda: deskie.create_case(
             channel=settings.deskie.channel, user_custom_id=custom_id, user_full_name=full_name,
             group_id=int(group["group_id"]), subject=subject or first_line[:100],
             content=f"[outgoing chat started from Mattermost] {text}",
         ))
-        await loop.run_in_executor(None, lambda: deskie.set_case_status(int(case["case_id"]), "waiting",
-                                                                        Priority.CUSTOMER))
+        await off_loop(None, deskie.set_case_status, int(case["case_id"]), "waiting", Priority.CUSTOMER)
         post = await rest.create_post(channel["id"], text, props={"deskie_case_id": str(case["case_id"])})
         # In thread mode the chat lives in the thread of this first post.
         thread = settings.chats.reply_mode == "thread"

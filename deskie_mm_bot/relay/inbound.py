@@ -18,9 +18,9 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from functools import partial
 from typing import Any, TypeVar
 
+from ..blocking import off_loop
 from ..deskie.client import DeskieAuthError, DeskieClient, DeskieRejected, DeskieUnavailable, Stopping
 from ..deskie.ratebudget import Priority
 from ..retry import Backoff
@@ -94,10 +94,6 @@ class InboundRelay:
 
     def wake(self) -> None:
         self._wake.set()
-
-    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.pool, partial(fn, *args, **kwargs))
 
     async def run(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
@@ -237,7 +233,7 @@ class InboundRelay:
         try:
             if batch.op == "create_case":
                 first = items[0]
-                case = await self._call(
+                case = await off_loop(self.pool,
                     self.deskie.create_case,
                     channel=self.target.channel,
                     user_custom_id=first.user_custom_id,
@@ -254,13 +250,13 @@ class InboundRelay:
                 return
             elif batch.op == "add_message":
                 assert conv is not None and conv.case_id is not None
-                msg = await self._call(
+                msg = await off_loop(self.pool,
                     self.deskie.add_user_message, conv.case_id, await self._case_user(conv), content, files or None
                 )
                 self.store.touch_conversation(conv.id, "customer", int(msg.get("message_id") or 0))
             else:
                 assert conv is not None and conv.case_id is not None
-                note = await self._call(self.deskie.add_note, conv.case_id, content)
+                note = await off_loop(self.pool, self.deskie.add_note, conv.case_id, content)
                 # Without this, a later note with the same text would be matched to this one when verified.
                 self.store.saw_message_id(conv.id, int(note.get("message_id") or 0))
         except DeskieRejected as e:
@@ -288,7 +284,7 @@ class InboundRelay:
         if conv.deskie_user_id:
             return int(conv.deskie_user_id)
         assert conv.case_id is not None
-        case = await self._call(self.deskie.get_case, conv.case_id)
+        case = await off_loop(self.pool, self.deskie.get_case, conv.case_id)
         user_id = int(case.get("user_id") or 0)
         if user_id:
             self.store.set_deskie_user_id(conv.id, user_id)
@@ -323,7 +319,7 @@ class InboundRelay:
         """Ask Deskie whether the chat's case can still take messages; remember when it cannot."""
         assert conv.case_id is not None
         try:
-            case = await self._call(self.deskie.get_case, conv.case_id)
+            case = await off_loop(self.pool, self.deskie.get_case, conv.case_id)
             gone = case.get("status") == "closed" or bool(case.get("deleted")) or bool(case.get("spam"))
         except DeskieRejected as e:
             if not e.not_found:
@@ -358,7 +354,7 @@ class InboundRelay:
         # Exact match is `^id^` in Deskie's search syntax; plain is the fallback for an account that
         # does not know it (the ids are fixed-length, so a substring cannot name another user).
         for value in (f"^{first.user_custom_id}^", first.user_custom_id):
-            page = await self._call(
+            page = await off_loop(self.pool,
                 self.deskie.list_cases,
                 Priority.CUSTOMER,
                 user_custom_id=value,
@@ -383,7 +379,7 @@ class InboundRelay:
                 conv = self.store.conversation_by_case(cid)
                 if conv is None or conv.conv_key != batch.conv_key or conv.created_at < batch.started_at:
                     continue
-            msgs = await self._call(self.deskie.list_messages, cid, order="asc", limit=1, priority=Priority.CUSTOMER)
+            msgs = await off_loop(self.pool, self.deskie.list_messages, cid, order="asc", limit=1, priority=Priority.CUSTOMER)
             if msgs.items and self._same_text(msgs.items[0], batch.content):
                 if cid in known:
                     self.store.finish_batch(batch.id)
@@ -398,7 +394,7 @@ class InboundRelay:
         if not case.get("user_id"):
             return True
         try:
-            user = await self._call(self.deskie.get_user, int(case["user_id"]), Priority.CUSTOMER)
+            user = await off_loop(self.pool, self.deskie.get_user, int(case["user_id"]), Priority.CUSTOMER)
         except DeskieRejected:
             return True  # no user lookup here: the search filter has to do
         found = user.get("user_custom_id")
@@ -407,14 +403,14 @@ class InboundRelay:
     async def _message_exists(self, batch: Batch, conv: Conversation) -> int | None:
         assert conv.case_id is not None
         if batch.since_message_id:
-            page = await self._call(
+            page = await off_loop(self.pool,
                 self.deskie.list_messages, conv.case_id, order="desc", limit=100, priority=Priority.CUSTOMER
             )
             candidates = page.items
         else:
             # Nothing sent after the case was opened: its first message is the case's own content,
             # which must not be mistaken for this one.
-            page = await self._call(
+            page = await off_loop(self.pool,
                 self.deskie.list_messages, conv.case_id, order="asc", limit=100, priority=Priority.CUSTOMER
             )
             candidates = page.items[1:]

@@ -7,13 +7,12 @@ restart neither resets nor forgets them.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
-from functools import partial
 
+from ..blocking import off_loop
 from ..deskie.client import DeskieClient, DeskieRejected
 from ..deskie.ratebudget import Priority
 from ..store import Store
@@ -40,7 +39,6 @@ class IdleSweeper:
 
     async def sweep(self) -> int:
         ended = 0
-        loop = asyncio.get_running_loop()
         older_than = self.clock() - self.idle_timeout
         for conv in self.store.idle_conversations(older_than):
             # Looked at again for each chat: the calls below wait on Deskie, and meanwhile customers write.
@@ -53,16 +51,12 @@ class IdleSweeper:
             status = "open" if conv.last_speaker == "customer" else "waiting"
             try:
                 # An agent may have closed the case since the last poll: setting a status would reopen it.
-                case = await loop.run_in_executor(
-                    self.pool, partial(self.deskie.get_case, conv.case_id, Priority.RECONCILE)
-                )
+                case = await off_loop(self.pool, self.deskie.get_case, conv.case_id, Priority.RECONCILE)
                 if case.get("status") == "closed":
                     self.store.set_conversation_state(conv.id, "closed")
                     continue
                 if case.get("status") != status:
-                    await loop.run_in_executor(
-                        self.pool, partial(self.deskie.set_case_status, conv.case_id, status, Priority.RECONCILE)
-                    )
+                    await off_loop(self.pool, self.deskie.set_case_status, conv.case_id, status, Priority.RECONCILE)
             except DeskieRejected as e:
                 if not e.not_found:
                     raise

@@ -6,15 +6,14 @@ messages of only those cases that changed. The cost does not grow with the numbe
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
-from functools import partial
 from typing import Any, TypeVar
 
+from ..blocking import off_loop
 from ..deskie.client import DeskieClient, DeskieRejected
 from ..deskie.ratebudget import Priority
 from ..store import Conversation, Store, content_hash
@@ -81,10 +80,6 @@ class Reconciler:
         self.adopt_unknown = adopt_unknown
         self.polls = 0
 
-    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.pool, partial(fn, *args, **kwargs))
-
     async def poll(self) -> int:
         """One reconciliation pass; returns how many missed answers were queued."""
         params: dict[str, Any] = {"channel": self.channel, "limit": 100}
@@ -94,7 +89,7 @@ class Reconciler:
             # First poll ever (or a filter the account refuses in every format): the most recent
             # changes, which also tell the account's offset.
             params["sort"] = "updated_at_desc"
-            cases = (await self._call(self.deskie.list_cases, Priority.RECONCILE, **params)).items
+            cases = (await off_loop(self.pool, self.deskie.list_cases, Priority.RECONCILE, **params)).items
         self.polls += 1
         queued = 0
         newest: datetime | None = None
@@ -117,7 +112,7 @@ class Reconciler:
         for fmt in formats:
             query = dict(params, from_updated_time=filter_value(cursor, fmt), sort="updated_at_asc")
             try:
-                cases = await self._call(lambda q=query: list(self.deskie.iter_cases(Priority.RECONCILE, **q)))
+                cases = await off_loop(self.pool, lambda q=query: list(self.deskie.iter_cases(Priority.RECONCILE, **q)))
             except DeskieRejected as e:
                 if e.status != 400:
                     raise
@@ -141,7 +136,7 @@ class Reconciler:
         updated_at = str(case.get("updated_at") or "")
         if updated_at and updated_at == conv.case_updated_at:
             return 0
-        page = await self._call(self.deskie.list_messages, case_id, order="desc", limit=100)
+        page = await off_loop(self.pool, self.deskie.list_messages, case_id, order="desc", limit=100)
         answers = [
             m for m in page.items
             if int(m.get("staff_id") or 0) and not m.get("note") and int(m.get("message_id") or 0)
