@@ -118,7 +118,7 @@ def _demo(world: World, reply_mode: str, say: Any) -> None:
 
     mm, dk = world.mm, world.dk
     say(f"{stamp()} @jane -> @helpbot (DM): Hi! My printer is on fire. Literally.")
-    mm.post_as(world.jane["id"], world.jane_dm["id"], "Hi! My printer is on fire. Literally.")
+    first = mm.post_as(world.jane["id"], world.jane_dm["id"], "Hi! My printer is on fire. Literally.")
     case = _wait(lambda: next(iter(dk.cases(CHANNEL_CODE)), None))
     say(f"{stamp()} Deskie: case {case['case_number']} opened in group '{world.group['group_title']}' "
         f"for '{dk.user(case['user_id'])['user_full_name']}', subject '{case['subject']}'")
@@ -127,17 +127,30 @@ def _demo(world: World, reply_mode: str, say: Any) -> None:
                    "<ul><li>unplug it</li><li>call <b>facilities</b></li></ul>"
                    '<p>See <a href="https://example.com/fire">our fire guide</a>.</p>')
     answer = _wait(lambda: [p for p in mm.posts_in(world.jane_dm["id"]) if p["user_id"] == world.bot["id"]])
-    say(f"{stamp()} @helpbot -> @jane (DM):")
+    where = "in the thread of her post" if answer[-1]["root_id"] == first["id"] else "at the top level"
+    say(f"{stamp()} @helpbot -> @jane (DM, {where}):")
     for line in answer[-1]["message"].splitlines():
         say(f"          | {line}")
-    mm.post_as(world.jane["id"], world.jane_dm["id"], "Thanks, unplugged it. Fire is out.")
-    say(f"{stamp()} @jane -> @helpbot (DM): Thanks, unplugged it. Fire is out.")
+    # In thread mode a chat is a thread: Jane answers in it (a new top-level post would be a new chat).
+    root = first["id"] if reply_mode == "thread" else ""
+    mm.post_as(world.jane["id"], world.jane_dm["id"], "Thanks, unplugged it. Fire is out.", root_id=root)
+    say(f"{stamp()} @jane -> @helpbot (DM{', in the thread' if root else ''}): Thanks, unplugged it. Fire is out.")
     _wait(lambda: len(dk.messages(case["case_id"])) >= 3)
     msgs = dk.messages(case["case_id"])
     say(f"{stamp()} Deskie: case {case['case_number']} now has {len(msgs)} messages:")
     for m in msgs:
         who = "agent   " if m["staff_id"] else "customer"
         say(f"          {who} {(m['content'] or m['content_html'])[:70]!r}")
+    support = world.support["id"]
+    say(f"{stamp()} @bob in ~support: @helpbot the projector in room 4 is dead")
+    question = mm.post_as(world.bob["id"], support, "@helpbot the projector in room 4 is dead")
+    chan_case = _wait(lambda: next((c for c in dk.cases(CHANNEL_CODE) if c["case_id"] != case["case_id"]), None))
+    say(f"{stamp()} Deskie: case {chan_case['case_number']} for "
+        f"'{dk.user(chan_case['user_id'])['user_full_name']}': {dk.messages(chan_case['case_id'])[0]['content']!r}")
+    dk.agent_reply(chan_case["case_id"], content="A technician is on the way.")
+    reply = _wait(lambda: [p for p in mm.posts_in(support) if p["user_id"] == world.bot["id"]])[-1]
+    where = "in the thread of Bob's post" if reply["root_id"] == question["id"] else "at the top of ~support"
+    say(f"{stamp()} @helpbot -> ~support ({where}): {reply['message']}")
     say(f"{stamp()} demo done (reply mode {reply_mode})")
 
 
