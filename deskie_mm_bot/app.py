@@ -29,6 +29,7 @@ from .deskie.client import (
     DeskieClient,
     DeskieError,
     DeskieRejected,
+    DeskieUnavailable,
     Stopping,
     find_group,
     parse_time,
@@ -466,7 +467,12 @@ class BotApp:
         if created is None or created < floor - 1:
             self._declined_cases.add(case_id)
             return None
-        user = await off_loop(self.pool, self.deskie.get_user, int(case.get("user_id") or 0))
+        try:
+            user = await off_loop(self.pool, self.deskie.get_user, int(case.get("user_id") or 0))
+        except DeskieRejected as e:
+            log.info("case %s: its Deskie user cannot be read (%s); not opened as a chat", case_id, e)
+            self._declined_cases.add(case_id)
+            return None
         custom = str(user.get("user_custom_id") or "")
         if self.store.creating_case_for(custom):
             return None  # ours, still being created: the next poll sees it recorded
@@ -492,7 +498,12 @@ class BotApp:
                 full_name = channel_name(channel)
         except MattermostRejected:
             return None
-        case = await off_loop(self.pool, self.deskie.get_case, case_id)
+        try:
+            case = await off_loop(self.pool, self.deskie.get_case, case_id)
+        except DeskieRejected:
+            return None
+        except DeskieUnavailable as e:
+            raise WebhookRefused(503, f"Deskie unavailable: {e}") from None
         existing = self.store.conversation_by_case(case_id)
         if existing is not None:  # recorded meanwhile through the other door
             return existing

@@ -136,7 +136,14 @@ class Reconciler:
         updated_at = str(case.get("updated_at") or "")
         if updated_at and updated_at == conv.case_updated_at:
             return 0
-        page = await off_loop(self.pool, self.deskie.list_messages, case_id, order="desc", limit=100)
+        try:
+            page = await off_loop(self.pool, self.deskie.list_messages, case_id, order="desc", limit=100)
+        except DeskieRejected as e:
+            # One case Deskie will not show (deleted, say) must not stop the poll for the others.
+            if e.not_found:
+                self.store.set_conversation_state(conv.id, "closed")
+            log.warning("reconciliation skips case %s: %s", case_id, e)
+            return 0
         answers = [
             m for m in page.items
             if int(m.get("staff_id") or 0) and not m.get("note") and int(m.get("message_id") or 0)
