@@ -47,7 +47,7 @@ from .mattermost.rest import (
 from .mattermost.websocket import MattermostWebsocket
 from .message import ChatPost
 from .metrics import Metrics
-from .relay.inbound import InboundRelay, Target
+from .relay.inbound import FileUnavailable, InboundRelay, Target
 from .relay.intake import Intake, IntakeRules, channel_name, person_name
 from .relay.lifecycle import IdleSweeper
 from .relay.outbound import OUTGOING_THREAD, OutboundRelay, PermanentPostError, WebhookRefused
@@ -178,7 +178,7 @@ class BotApp:
         )
         self.team_id = team_id
         self.inbound = InboundRelay(
-            self.store, self.deskie, Target(d.channel, self.group_id), self.pool, self.rest.get_file, clock=self.clock
+            self.store, self.deskie, Target(d.channel, self.group_id), self.pool, self._fetch_file, clock=self.clock
         )
         self.outbound = OutboundRelay(self.store, MattermostPoster(self.rest), clock=self.clock,
                                        open_outgoing=self.open_outgoing, on_note=self.inbound.wake)
@@ -302,6 +302,13 @@ class BotApp:
                     self.store.record_error("scheduler", f"{type(e).__name__}: {e}")
 
         return job
+
+    async def _fetch_file(self, file_id: str) -> tuple[dict[str, Any], bytes]:
+        assert self.rest is not None
+        try:
+            return await self.rest.get_file(file_id)
+        except MattermostRejected as e:
+            raise FileUnavailable(f"HTTP {e.status}") from None
 
     async def _check_token(self) -> None:
         assert self.rest is not None

@@ -154,3 +154,34 @@ def test_follow_up_reads_the_case_user_when_the_create_answer_lacked_it(tmp_path
     asyncio.run(go())
     assert deskie.sent == [(77, 555, "again")]
     assert store.conversation(conv.id).deskie_user_id == 555
+
+
+def test_an_attachment_mattermost_cannot_serve_right_now_is_retried_not_dropped(tmp_path: Path) -> None:
+    from deskie_mm_bot.relay.inbound import FileUnavailable
+
+    clock = Clock()
+    store = Store(tmp_path / "s.sqlite3", clock=clock)
+    deskie = Deskie()
+    deskie.outage = 0
+    attempts: list[str] = []
+
+    async def fetch(file_id: str) -> tuple[dict[str, Any], bytes]:
+        attempts.append(file_id)
+        if file_id == "gone":
+            raise FileUnavailable("HTTP 404")
+        if len(attempts) == 1:
+            raise ConnectionError("Mattermost REST unavailable")  # transient
+        return {"name": "log.txt", "mime_type": "text/plain"}, b"data"
+
+    store.enqueue_post(post_id="p1", conv_key="ch:dm", channel_id="dm", reply_root_id="", user_custom_id="u:jane",
+                       user_full_name="Jane", author="Jane", show_author=False, text="see files",
+                       file_ids=["f1", "gone"], posted_at=clock.now)
+    with ThreadPoolExecutor(2) as pool:
+        relay = InboundRelay(store, deskie, Target("cch1", _group), pool, fetch, clock=clock)  # type: ignore[arg-type]
+        asyncio.run(relay.drain())
+        assert deskie.cases == []  # not sent without its file
+        clock.now += 60
+        asyncio.run(relay.drain())
+    (case,) = deskie.cases
+    assert [f[0] for f in case["files"]] == ["log.txt"]
+    assert "gone could not be fetched" in case["content"]

@@ -37,6 +37,10 @@ _TAGS = re.compile(r"<[^>]+>")
 FileFetcher = Callable[[str], Awaitable[tuple[dict[str, Any], bytes]]]
 
 
+class FileUnavailable(Exception):
+    """A file the fetcher will never get (deleted, no access); other errors are transient."""
+
+
 @dataclass(frozen=True)
 class Target:
     channel: str  # the custom channel's API code, e.g. cch12
@@ -207,8 +211,10 @@ class InboundRelay:
                     continue
                 try:
                     info, blob = await self.fetch_file(fid)
-                except Exception as e:
-                    problems.append(f"(attachment {fid} could not be fetched from Mattermost: {type(e).__name__})")
+                except FileUnavailable as e:
+                    # Gone for good (deleted, no access): said in the message. Anything else is
+                    # transient and fails the write, which is retried.
+                    problems.append(f"(attachment {fid} could not be fetched from Mattermost: {e})")
                     continue
                 name = str(info.get("name") or fid)
                 size = len(blob)
