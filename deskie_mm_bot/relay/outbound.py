@@ -176,9 +176,11 @@ class OutboundRelay:
         if reply.state == "posting":
             # We may have crashed between posting and recording: look before posting again.
             since = int(reply.received_at * 1000) - 60_000
+            # The id may have been learnt since the post was made (a webhook without one): either key.
+            keys = {key, f"r{reply.id}"}
             for post in await self.poster.recent_bot_posts(conv.channel_id, since):
                 props = post.get("props") or {}
-                if str(props.get(PROP_MESSAGE)) == key and int(props.get(PROP_PART, 0)) >= done:
+                if str(props.get(PROP_MESSAGE)) in keys and int(props.get(PROP_PART, 0)) >= done:
                     self.store.record_reply_part(reply.id, str(post["id"]))
                     done += 1
             first = (self.store.reply(reply.id) or reply).post_ids[:1]
