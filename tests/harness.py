@@ -20,6 +20,7 @@ from deskie_mm_bot.sandbox_runner import CHANNEL_CODE, World, seed_world
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
+NETGUARD = Path(__file__).resolve().parent / "netguard"  # its sitecustomize bans non-loopback traffic
 
 
 def wait_for(predicate: Callable[[], T], timeout: float = 15.0, what: str = "condition") -> T:
@@ -46,7 +47,7 @@ class BotProcess:
     def start(self, wait: bool = True) -> BotProcess:
         self.runs += 1
         env = {k: v for k, v in os.environ.items() if not k.endswith("_PROXY") and not k.endswith("_proxy")}
-        env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+        env["PYTHONPATH"] = os.pathsep.join([str(NETGUARD), str(REPO), env.get("PYTHONPATH", "")])
         with open(self.log_path, "ab") as log:
             log.write(f"\n===== run {self.runs} =====\n".encode())
             log.flush()

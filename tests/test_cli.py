@@ -10,13 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from deskie_mm_bot.sandbox_runner import CHANNEL_CODE, WEBHOOK_SECRET, World
-from tests.harness import REPO, BotProcess, bot_posts, cases_of, make_bot, wait_for, world
+from tests.harness import NETGUARD, REPO, BotProcess, bot_posts, cases_of, make_bot, wait_for, world
 
 __all__ = ["make_bot", "world"]
 
 
 def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(NETGUARD), str(REPO)]))
     return subprocess.run([sys.executable, "-m", "deskie_mm_bot", *args], capture_output=True, text=True,
                           timeout=60, env=env, cwd=str(cwd or REPO))
 

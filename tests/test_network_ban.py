@@ -29,3 +29,16 @@ def test_loopback_is_allowed() -> None:
     finally:
         c.close()
         srv.close()
+
+
+def test_subprocesses_of_the_tests_are_held_to_loopback_too() -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.harness import NETGUARD
+
+    code = "import socket\ntry:\n    socket.create_connection(('192.0.2.1', 80), timeout=2)\nexcept OSError as e:\n    print(e)"
+    env = dict(os.environ, PYTHONPATH=str(NETGUARD))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=30).stdout
+    assert "loopback only" in out
