@@ -235,3 +235,13 @@ def test_channel_history_from_before_the_bot_joined_is_not_relayed(
     assert world.dk.user(case["user_id"])["user_custom_id"] == f"c:{ops['id']}"
     texts = [m["content"] for m in world.dk.messages(case["case_id"])]
     assert texts == ["Jane Doe (@jane): now a real question for support"]
+
+
+def test_a_hanging_deskie_delays_but_loses_nothing(world: World, make_bot: Callable[..., BotProcess]) -> None:
+    customers = add_customers(world, 2)
+    make_bot().start()
+    world.dk.outage(4, "hang")  # requests hang until the outage ends, then fail
+    burst(world, customers, 3, gap=0.05)
+    wait_for(lambda: all_delivered(world, customers), 60, "delivery after the hang")
+    v = verdict(world, customers)
+    assert v.ok, f"{v}"
