@@ -11,7 +11,7 @@ from aiohttp import web
 
 from .forms import read_body
 from .models import Staff
-from .state import AccountState, ApiError, Query, keyed_list, paging, parse_int
+from .state import AccountState, ApiError, Query, keyed_list, parse_int
 
 # (status, body, case_id touched)
 Result = tuple[int, dict[str, Any], int | None]
@@ -74,7 +74,7 @@ async def get_user(ctx: Ctx) -> Result:
 
 
 def _simple_list(ctx: Ctx, root: str, items: list[dict[str, Any]]) -> Result:
-    page, limit = paging(ctx.query)
+    page, limit = ctx.state.paging(ctx.query)
     return 200, keyed_list(root, items[(page - 1) * limit : page * limit], len(items)), None
 
 

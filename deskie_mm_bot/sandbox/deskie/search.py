@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 
-def text_matches(pattern: str, value: str | None) -> bool:
+def text_matches(pattern: str, value: str | None, anchors: bool = True) -> bool:
+    """``anchors=False``: an account that does not know the ``^`` syntax (plain substring search)."""
     if value is None:
         return False
     pattern_l = pattern.lower()
     value_l = value.lower()
+    if not anchors:
+        return pattern_l in value_l
     starts = pattern_l.startswith("^")
     ends = pattern_l.endswith("^") and len(pattern_l) > (1 if starts else 0)
     core = pattern_l[1 if starts else 0 : len(pattern_l) - (1 if ends else 0)]

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
+def _json(status: int, body: dict[str, Any] | list[Any], headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response(body, status=status, headers=headers)
 
 
@@ -50,6 +50,9 @@ class DeskieEmulator:
         self.limiter = RateLimiter(rate_limit_per_minute, window_seconds)
         self.faults = FaultPlan()
         self.webhooks = WebhookDispatcher()
+        # Opt-in behaviours where the reference leaves room (see variants.py); shared by all parts.
+        self.variants = self.state.variants
+        self.webhooks.variants = self.variants
         self.state.webhook_sink = self.webhooks.submit
         self._log_lock = threading.Lock()
         self._request_log: list[dict[str, Any]] = []
@@ -141,16 +144,19 @@ class DeskieEmulator:
         self.stop()
 
     # ---------------------------------------------------------- HTTP: /api
-    def _rate_headers(self, d: Decision) -> dict[str, str]:
-        headers = {"rate_limit_per_minute": str(d.limit), "api_calls_left": str(d.left)}
-        if d.retry_after is not None:
-            headers["retry_after"] = str(d.retry_after)
+    def _rate_headers(self, d: Decision, refused: bool = False) -> dict[str, str]:
+        v = self.variants
+        headers: dict[str, str] = {}
+        if v.rate_headers == "full":
+            headers = {"rate_limit_per_minute": str(d.limit), "api_calls_left": str(d.left)}
+        if d.retry_after is not None and (refused or v.rate_headers == "full"):
+            headers[v.retry_after_header] = str(d.retry_after)
         return headers
 
     def _rate_refusal(self, kind: str, d: Decision) -> web.Response:
         with self._log_lock:
             self._count_429 += 1
-        headers = self._rate_headers(d)
+        headers = self._rate_headers(d, refused=True)
         if kind == "403rate" or (kind == "throttle" and self.rate_limit_style == "403"):
             return _json(403, {"error": "Rate limit exceeded"}, headers)
         return _json(429, {"error": "rate_limit_exceeded"}, headers)
@@ -210,6 +216,8 @@ class DeskieEmulator:
             ctx = api.Ctx(self.state, request, staff, query, params)
             status, body, case_id = await handler(ctx)
             entry["case_id"] = case_id
+            if self.variants.empty_list == "array" and set(body) == {"total_count"}:
+                return _json(status, [], headers)
             return _json(status, body, headers)
         except ApiError as exc:
             return _json(exc.status, {"error": exc.code}, headers)

@@ -18,6 +18,7 @@ from .forms import UploadedFile
 from .models import Attachment, Case, CustomChannel, Group, Message, Staff, User
 from .search import text_matches
 from .timeutil import format_time, parse_filter_time
+from .variants import DeskieVariants
 
 Query = dict[str, list[str]]
 WebhookSink = Callable[[dict[str, Any]], None]
@@ -92,6 +93,7 @@ class AccountState:
         self.clock_offset = 0.0
         self.base_url = "http://127.0.0.1"
         self.webhook_sink: WebhookSink | None = None
+        self.variants = DeskieVariants()
         self.staff: dict[int, Staff] = {}
         self.groups: dict[int, Group] = {}
         self.channels: dict[str, CustomChannel] = {}
@@ -123,6 +125,13 @@ class AccountState:
     @staticmethod
     def case_number_for(case_id: int) -> str:
         return f"{(case_id * 7) % 900 + 100}-{(case_id * 7919) % 900000 + 100000}"
+
+    def matches(self, pattern: str, value: str | None) -> bool:
+        return text_matches(pattern, value, self.variants.search_anchors)
+
+    def paging(self, q: Query) -> tuple[int, int]:
+        page, limit = paging(q)
+        return (1, limit) if self.variants.paging == "ignore_page" else (page, limit)
 
     # -------------------------------------------------------------- directory
     def add_staff(self, email: str, full_name: str, api_key: str | None = None) -> dict[str, Any]:
@@ -214,18 +223,18 @@ class AccountState:
         return u
 
     def list_users(self, q: Query) -> dict[str, Any]:
-        page, limit = paging(q)
+        page, limit = self.paging(q)
         with self.lock:
             users = sorted(self.users.values(), key=lambda u: u.user_id)
             if (v := q_last(q, "user_custom_id")) is not None:
-                users = [u for u in users if text_matches(v, u.custom_id)]
+                users = [u for u in users if self.matches(v, u.custom_id)]
             if (v := q_last(q, "user_custom_channel")) is not None:
                 want = v if v.startswith("cch") else f"cch{v}"
                 users = [u for u in users if u.custom_channel == want]
             if (v := q_last(q, "user_email")) is not None:
-                users = [u for u in users if text_matches(v, u.email)]
+                users = [u for u in users if self.matches(v, u.email)]
             if (v := q_last(q, "user_phone")) is not None:
-                users = [u for u in users if text_matches(v, u.phone)]
+                users = [u for u in users if self.matches(v, u.phone)]
             chunk = users[(page - 1) * limit : page * limit]
             return keyed_list("user", [u.to_api(self.fmt) for u in chunk], len(users))
 
@@ -366,7 +375,13 @@ class AccountState:
         if msg.html_given:
             obj["content_html"] = msg.content_html
         self.webhook_sink(
-            {"url": ch.webhook_url, "case_id": case.case_id, "message_id": msg.message_id, "object": obj}
+            {
+                "url": ch.webhook_url,
+                "case_id": case.case_id,
+                "message_id": msg.message_id,
+                "object": obj,
+                "html": msg.content_html,
+            }
         )
 
     def create_case(self, fields: dict[str, Any], *, outgoing_staff_id: int | None = None) -> Case:
@@ -463,7 +478,10 @@ class AccountState:
         if not isinstance(fields, dict):
             raise ApiError(400, "wrong_params")
         with self.lock:
-            return {"case": self.create_case(fields).to_api(self.fmt)}
+            answer = self.create_case(fields).to_api(self.fmt)
+            if not self.variants.create_answer_user_id:
+                answer.pop("user_id", None)
+            return {"case": answer}
 
     def update_case_api(self, ref: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         fields = body.get("case")
@@ -500,7 +518,7 @@ class AccountState:
             return case.case_id, {"case": case.to_api(self.fmt)}
 
     def list_cases(self, q: Query) -> dict[str, Any]:
-        page, limit = paging(q)
+        page, limit = self.paging(q)
         sort = q_last(q, "sort") or "created_at_desc"
         if sort not in SORTS:
             raise ApiError(400, "wrong_params")
@@ -538,10 +556,10 @@ class AccountState:
                         c
                         for c in cases
                         if c.user_id in self.users
-                        and text_matches(str(v), getattr(self.users[c.user_id], attr))
+                        and self.matches(str(v), getattr(self.users[c.user_id], attr))
                     ]
             if (v := q_last(q, "subject")) not in (None, ""):
-                cases = [c for c in cases if text_matches(str(v), c.subject)]
+                cases = [c for c in cases if self.matches(str(v), c.subject)]
             if "from_time" in bounds:
                 cases = [c for c in cases if int(c.created) >= bounds["from_time"]]
             if "to_time" in bounds:
@@ -567,7 +585,7 @@ class AccountState:
         if order not in ("asc", "desc"):
             raise ApiError(400, "wrong_params")
         explicit = q_last(q, "page") not in (None, "") or q_last(q, "limit") not in (None, "")
-        page, limit = paging(q)
+        page, limit = self.paging(q)
         with self.lock:
             case = self.find_case(ref)
             msgs = list(case.messages)
@@ -599,7 +617,9 @@ class AccountState:
                 if uid != case.user_id:
                     raise ApiError(400, "incorrect_user")
                 if case.status == "closed":
-                    raise ApiError(400, "case_closed")
+                    if self.variants.closed_case_messages != "reopen":
+                        raise ApiError(400, "case_closed")
+                    case.closed = None
                 msg = self._add_message(
                     case,
                     user_id=uid,

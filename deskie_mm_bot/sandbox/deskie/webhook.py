@@ -9,6 +9,8 @@ from typing import Any
 
 import requests
 
+from .variants import DeskieVariants
+
 
 def form_fields(obj: dict[str, Any]) -> dict[str, str]:
     """Flatten the webhook object to PHP-style bracketed form fields."""
@@ -30,6 +32,7 @@ class WebhookDispatcher:
         self.timeout = timeout
         self.enabled = True
         self.format = "form"
+        self.variants = DeskieVariants()
         self._lock = threading.Lock()
         self._deliveries: list[dict[str, Any]] = []
         self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
@@ -82,13 +85,24 @@ class WebhookDispatcher:
                 with self._lock:
                     self._pending -= 1
 
+    def _object(self, event: dict[str, Any]) -> dict[str, Any]:
+        obj = dict(event["object"])
+        v = self.variants
+        if v.webhook_html_in_content and event.get("html") is not None:
+            obj["content"] = event["html"]
+            obj.pop("content_html", None)
+        for key in v.webhook_omit:
+            obj.pop(key, None)
+        return obj
+
     def _deliver(self, event: dict[str, Any]) -> None:
         fmt = self.format
-        body: dict[str, Any]
-        if fmt == "json":
-            body = {"type": "message_new", "object": event["object"]}
-        else:
-            body = form_fields(event["object"])
+        obj = self._object(event)
+        body: dict[str, Any] = {"type": "message_new", "object": obj} if fmt == "json" else form_fields(obj)
+        for _ in range(1 + max(0, self.variants.webhook_duplicates)):
+            self._post(event, fmt, body)
+
+    def _post(self, event: dict[str, Any], fmt: str, body: dict[str, Any]) -> None:
         for attempt in range(1, self.retries + 2):
             status: int | str
             try:
