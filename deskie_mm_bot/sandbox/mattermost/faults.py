@@ -12,10 +12,11 @@ KINDS = ("5xx", "hang", "429")
 
 @dataclass(frozen=True)
 class RestFault:
-    kind: str  # 5xx | hang | 429
+    kind: str  # 5xx | hang | 429 | applied (carried out, then answered `status`)
     status: int = 503
     seconds: float = 0.0
     retry_after: int = 1
+    match: str = ""  # only requests whose "METHOD /path" starts with this; "" for any
 
 
 class RestFaults:
@@ -41,7 +42,7 @@ class RestFaults:
             self._queue.clear()
             self._outage_until = 0.0
 
-    def take(self) -> RestFault | None:
+    def take(self, method: str = "", path: str = "") -> RestFault | None:
         with self._lock:
             left = self._outage_until - time.monotonic()
             if left > 0:
@@ -50,4 +51,9 @@ class RestFaults:
                 if self._outage_kind == "429":
                     return RestFault("429", retry_after=max(1, int(left + 0.999)))
                 return RestFault("5xx", status=503)
-            return self._queue.popleft() if self._queue else None
+            request = f"{method} {path}"
+            for i, fault in enumerate(self._queue):
+                if not fault.match or request.startswith(fault.match):
+                    del self._queue[i]
+                    return fault
+            return None

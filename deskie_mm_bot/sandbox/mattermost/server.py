@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -18,10 +19,12 @@ from .models import Event
 from .routing import METHOD_NOT_ALLOWED, NOT_FOUND, Ctx, Result, Router, error_response, json_response
 from .state import State
 from .util import AppError, new_id, unauthorized
+from .variants import MattermostVariants
 from .websocket import Hub
 
 T = TypeVar("T")
 WEBSOCKET_PATHS = ("/api/v4/websocket", "/api/v4/websocket/")
+_USER_TEAM_CHANNELS = re.compile(r"^/api/v4/users/[^/]+/teams/[^/]+/channels/?$")
 
 
 class MattermostEmulator:
@@ -40,6 +43,8 @@ class MattermostEmulator:
         self.port = port
         self.server_version = server_version
         self.state = State()
+        # Opt-in behaviours of other servers (see variants.py).
+        self.variants: MattermostVariants = self.state.variants
         self.hub = Hub(self.state, server_version, ping_interval, reap_after)
         self.router = Router()
         rest_users.register(self.router, self.state)
@@ -155,8 +160,16 @@ class MattermostEmulator:
                 err = AppError(503, "api.web_socket.unavailable.app_error", "Service unavailable.")
                 return error_response(err, new_id(), self.hub.version_string, "GET")
             return await self.hub.handle(request)
-        fault = self._rest_faults.take() if path.startswith("/api/v4") else None
-        response = await (self._fault_response(fault) if fault else self._handle_http(request))
+        fault = self._rest_faults.take(request.method, path) if path.startswith("/api/v4") else None
+        if fault is not None and fault.kind == "applied":
+            # Done, but the client never hears so (a proxy timed out, the connection broke).
+            await self._handle_http(request)
+            response = await self._fault_response(RestFault("5xx", status=fault.status))
+        else:
+            response = await (self._fault_response(fault) if fault else self._handle_http(request))
+        ctype = self.variants.json_content_type
+        if ctype != "application/json" and response.headers.get("Content-Type") == "application/json":
+            response.headers["Content-Type"] = ctype
         if path.startswith("/api/v4"):
             entry = {
                 "method": request.method,
@@ -205,6 +218,11 @@ class MattermostEmulator:
         """Every REST request during the next `seconds` fails the same way (5xx, hang or 429)."""
         self._rest_faults.outage(seconds, kind)
 
+    def fail_rest_after_apply_next(self, n: int, status: int = 504, match: str = "") -> None:
+        """The next n REST requests (those whose "METHOD /path" starts with `match`) are carried out,
+        but answered `status` as if they failed: what a client sees when a proxy times out."""
+        self._rest_faults.push(RestFault("applied", status=status, match=match), n)
+
     def clear_rest_faults(self) -> None:
         self._rest_faults.clear()
 
@@ -212,6 +230,8 @@ class MattermostEmulator:
         version = self.hub.version_string
         method = request.method
         matched = self.router.match(method, request.path)
+        if not self.variants.user_team_channels and _USER_TEAM_CHANNELS.match(request.path):
+            matched = "404"
         request_id = new_id()
         if isinstance(matched, str):
             err = NOT_FOUND if matched == "404" else METHOD_NOT_ALLOWED

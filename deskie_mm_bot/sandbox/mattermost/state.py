@@ -12,6 +12,7 @@ from typing import Any
 from . import models
 from .models import Event
 from .util import AppError, bad_request, dumps, forbidden, new_id, not_found, now_ms
+from .variants import MattermostVariants
 
 MAX_MESSAGE_RUNES = 16383
 MAX_FILES_PER_POST = 5
@@ -34,6 +35,7 @@ class State:
         self.posts: dict[str, dict[str, Any]] = {}
         self.files: dict[str, tuple[dict[str, Any], bytes]] = {}
         self.pending_posts: dict[tuple[str, str], tuple[str, int]] = {}
+        self.variants = MattermostVariants()
 
     # ------------------------------------------------------------------ users and tokens
     def add_user(
@@ -351,7 +353,7 @@ class State:
                     "api.post.create_post.can_not_post_to_deleted.error",
                     "Can not post to deleted channel.",
                 )
-            if pending_post_id:
+            if pending_post_id and self.variants.pending_post_dedup:
                 self._expire_pending()
                 known = self.pending_posts.get((user_id, pending_post_id))
                 if known is not None and known[0] in self.posts:
@@ -439,6 +441,9 @@ class State:
             "set_online": True,
             "team_id": channel["team_id"],
         }
+        if not self.variants.posted_channel_fields:
+            for key in ("channel_type", "team_id", "channel_name", "channel_display_name"):
+                del data[key]
         files = post["metadata"].get("files") or []
         if files:
             data["otherFile"] = "true"

@@ -98,7 +98,10 @@ class Hub:
             if event.omit_users and conn.user_id in event.omit_users:
                 continue
             data = dict(event.data)
-            if event.mentions and conn.user_id in event.mentions:
+            style = self.state.variants.mentions
+            if style == "all" and event.mentions:
+                data["mentions"] = dumps(list(event.mentions))
+            elif style == "own" and event.mentions and conn.user_id in event.mentions:
                 data["mentions"] = dumps([conn.user_id])
             self.write(conn, {"event": event.event, "data": data, "broadcast": event.broadcast()})
 
@@ -128,7 +131,7 @@ class Hub:
                 "data": {
                     "server_version": self.version_string,
                     "connection_id": conn.connection_id,
-                    "server_hostname": self.hostname,
+                    **({"server_hostname": self.hostname} if self.state.variants.hello_hostname else {}),
                 },
                 "broadcast": Event("hello", {}, set(), user_id=conn.user_id).broadcast(),
             },
