@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 import threading
 import time
@@ -89,8 +90,15 @@ class Reply:
     received_at: float
 
 
+_TAG = re.compile(r"<[^>]*>")
+
+
 def content_hash(text: str) -> str:
-    return hashlib.sha256(text.strip().encode("utf-8")).hexdigest()[:32]
+    """The answer's identity when Deskie gave no id. A webhook's plain `content` and the poll's
+    `content_html` of one answer render differently ("a\nb" against "a  \nb", a literal "<x>" read as
+    a tag): tags and runs of white space do not count, or the poll would post the answer again."""
+    key = " ".join(_TAG.sub(" ", text).split())
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 
 def _conversation(row: sqlite3.Row) -> Conversation:
