@@ -60,6 +60,10 @@ class MattermostRejected(RuntimeError):
         self.detail = message
 
 
+def _is_json(response: httpx.Response) -> bool:
+    return response.headers.get("Content-Type", "").split(";")[0].strip().lower() == "application/json"
+
+
 def ssl_context(ca_file: str | None, insecure: bool) -> ssl.SSLContext:
     ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_file)
     if insecure:
@@ -92,9 +96,14 @@ class MattermostRest:
     async def close(self) -> None:
         await self._driver.client.close()
 
-    async def _call(self, coro: Any) -> Any:
+    async def _call(self, coro: Any, *, raw: bool = False) -> Any:
         try:
-            return await coro
+            result = await coro
+            # The driver decodes a GET only when Content-Type is exactly "application/json"; a server or
+            # proxy that adds "; charset=utf-8" would hand back the bare response.
+            if not raw and isinstance(result, httpx.Response) and _is_json(result):
+                return result.json()
+            return result
         except NoAccessTokenProvided:
             raise MattermostAuthError(
                 "Mattermost rejected the bot token (HTTP 401): check mattermost.bot_token"
@@ -181,7 +190,7 @@ class MattermostRest:
 
     async def get_file(self, file_id: str) -> tuple[dict[str, Any], bytes]:
         info = await self._call(self._driver.files.get_file_info(file_id))
-        resp = await self._call(self.client.make_request("get", f"/api/v4/files/{file_id}"))
+        resp = await self._call(self.client.make_request("get", f"/api/v4/files/{file_id}"), raw=True)
         return dict(info), resp.content
 
     async def upload_file(self, channel_id: str, name: str, data: bytes) -> dict[str, Any]:
