@@ -255,6 +255,13 @@ def test_iter_cases_stops_at_exact_total_without_an_extra_call(env: Env) -> None
     assert pages == [(1, 2), (2, 2)]
 
 
+def test_iter_cases_stops_when_the_server_ignores_page(env: Env) -> None:
+    first_page = {str(i): {"case": {"case_id": i + 1}} for i in range(2)}
+    env.rsps.get(f"{BASE}/api/cases.json", json={**first_page, "total_count": 5})
+    assert [c["case_id"] for c in env.client.iter_cases(limit=2)] == [1, 2]
+    assert len(env.calls) == 2  # page 2 repeated page 1: no third call, nothing doubled
+
+
 def test_iter_cases_empty(env: Env) -> None:
     env.rsps.get(f"{BASE}/api/cases.json", json={"total_count": 0})
     assert list(env.client.iter_cases()) == []

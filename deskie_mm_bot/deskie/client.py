@@ -244,10 +244,15 @@ class DeskieClient:
     def iter_cases(self, priority: Priority = Priority.RECONCILE, **params: Any) -> Iterator[dict[str, Any]]:
         limit = int(params.pop("limit", 100))
         page = 1
+        seen: set[Any] = set()
         while page <= 500:
             batch = self.list_cases(priority, page=page, limit=limit, **params)
-            yield from batch.items
-            if len(batch.items) < limit or page * limit >= batch.total_count:
+            fresh = [c for c in batch.items if c.get("case_id") not in seen]
+            seen.update(c.get("case_id") for c in fresh)
+            yield from fresh
+            # A server that ignores `page` repeats itself: stop there; the cursor moves on from the
+            # newest change seen, so the next poll gets the rest.
+            if not fresh or len(batch.items) < limit or page * limit >= batch.total_count:
                 return
             page += 1
 
