@@ -243,11 +243,12 @@ class BotApp:
                 self.scheduler.shutdown(wait=False)
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.deskie is not None:
+            # Writes on the wire finish and are recorded; nothing new starts, no retry waits.
+            self.deskie.stop_retrying()
         pending = [t for t in self._tasks if not t.done()]
         if pending:
             _, still = await asyncio.wait(pending, timeout=DRAIN_DEADLINE)
-            if self.deskie is not None:
-                self.deskie.close()  # wakes threads waiting for rate budget
             for t in still:
                 t.cancel()
             await asyncio.gather(*still, return_exceptions=True)
@@ -342,7 +343,8 @@ class BotApp:
                 if isinstance(e, (DeskieAuthError, Stopping)):
                     raise
                 log.warning("cannot read Deskie groups yet (%s); will retry", e)
-                await asyncio.sleep(5)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), timeout=5)
 
     # ---- Mattermost intake -------------------------------------------------------------------------
     async def on_event(self, event: dict[str, Any]) -> None:

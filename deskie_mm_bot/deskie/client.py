@@ -122,9 +122,13 @@ class DeskieClient:
         self.last_error: str | None = None
         self.last_error_at: float | None = None
 
-    def close(self) -> None:
+    def stop_retrying(self) -> None:
+        """Shutting down: a request on the wire finishes, but nothing new starts and no retry waits."""
         self._stop.set()
         self.budget.close()
+
+    def close(self) -> None:
+        self.stop_retrying()
         self.session.close()
 
     # ---- transport ------------------------------------------------------------------------------
