@@ -18,6 +18,7 @@ from .relay.outbound import OutboundRelay, WebhookRefused
 log = logging.getLogger(__name__)
 
 MAX_WEBHOOK_BODY = 1024 * 1024
+MAX_ID = 2**63 - 1  # what SQLite stores as an INTEGER
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -44,16 +45,26 @@ def build_app(
         body = await request.read()
         try:
             event = parse_webhook(body, request.headers.get("Content-Type", ""))
-        except WebhookError as e:
+            for name, value in (("case_id", event.case_id), ("message_id", event.message_id)):
+                if value is not None and not 0 < value <= MAX_ID:
+                    raise WebhookError(f"object[{name}] out of range")
+        except (WebhookError, ValueError, RecursionError) as e:
+            # Hostile input (nesting past the recursion limit, a number of thousands of digits) is a
+            # bad request like any other, not a 500.
+            reason = str(e) if isinstance(e, WebhookError) else "malformed body"
             metrics.webhooks.labels("bad_request").inc()
-            log.warning("webhook refused: %s", e)
-            return _json({"error": str(e)}, 400)
+            log.warning("webhook refused: %s", reason)
+            return _json({"error": reason}, 400)
         try:
             outcome = await outbound.accept_webhook(event)
         except WebhookRefused as e:
             metrics.webhooks.labels("refused").inc()
             log.warning("webhook for case %s refused: %s", event.case_id, e)
             return _json({"error": str(e)}, e.status)
+        except Exception as e:  # a service or the store failing now: Deskie may send it again later
+            metrics.webhooks.labels("failed").inc()
+            log.warning("webhook for case %s not taken now: %s: %s", event.case_id, type(e).__name__, e)
+            return _json({"error": "temporarily unavailable"}, 503)
         metrics.webhooks.labels(outcome.split(":")[0]).inc()
         return _json({"result": "ok", "outcome": outcome})
 
