@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -151,7 +152,10 @@ class BotApp:
     async def _start(self) -> None:
         s = self.settings
         # 1. store
-        self.store = Store(s.state.path, clock=self.clock)
+        try:
+            self.store = Store(s.state.path, clock=self.clock)
+        except (sqlite3.Error, OSError) as e:
+            raise Fatal(EXIT_CONFIG, f"config error: state.path: cannot open {s.state.path}: {e}") from None
         if self.store.get_cursor(CATCHUP_FLOOR) is None:
             # History from before the bot's first start is not relayed.
             self.store.set_cursor(CATCHUP_FLOOR, str(int(self.clock() * 1000)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +13,17 @@ from .deskie.ratebudget import Priority, RateBudget
 from .mattermost.rest import MattermostAuthError, MattermostRejected, MattermostRest, MattermostUnavailable
 from .relay.intake import channel_name, person_name
 from .store import Store
+
+
+class StateUnusable(Exception):
+    """state.path cannot be opened as the bot's store."""
+
+
+def _open_store(settings: Settings) -> Store:
+    try:
+        return Store(settings.state.path)
+    except (sqlite3.Error, OSError) as e:
+        raise StateUnusable(f"state.path: cannot open {settings.state.path}: {e}") from None
 
 
 def _rest(settings: Settings) -> MattermostRest:
@@ -114,6 +126,8 @@ async def _resolve_target(rest: MattermostRest, settings: Settings, to: str) -> 
 
 async def send_outgoing(settings: Settings, to: str, subject: str | None, text: str) -> str:
     """Open a case for the member or channel, post the text there, and register the chat."""
+    # The store first: a case opened and posted that the store cannot record would be a chat nobody follows.
+    store = _open_store(settings)
     rest = _rest(settings)
     deskie = _deskie(settings)
     try:
@@ -134,21 +148,18 @@ async def send_outgoing(settings: Settings, to: str, subject: str | None, text: 
         # In thread mode the chat lives in the thread of this first post.
         thread = settings.chats.reply_mode == "thread"
         key = f"th:{post['id']}" if thread else f"ch:{channel['id']}"
-        store = Store(settings.state.path)
-        try:
-            current = store.current_conversation(key)
-            if current is not None:
-                store.set_conversation_state(current.id, "closed")
-            store.create_conversation(
-                conv_key=key, channel_id=channel["id"], reply_root_id=post["id"] if thread else "",
-                user_custom_id=custom_id,
-                user_full_name=full_name, case_id=int(case["case_id"]), case_number=str(case.get("case_number") or ""),
-                deskie_user_id=int(case.get("user_id") or 0) or None, last_message_id=0, case_updated_at=None,
-                last_speaker="agent",
-            )
-        finally:
-            store.close()
+        current = store.current_conversation(key)
+        if current is not None:
+            store.set_conversation_state(current.id, "closed")
+        store.create_conversation(
+            conv_key=key, channel_id=channel["id"], reply_root_id=post["id"] if thread else "",
+            user_custom_id=custom_id,
+            user_full_name=full_name, case_id=int(case["case_id"]), case_number=str(case.get("case_number") or ""),
+            deskie_user_id=int(case.get("user_id") or 0) or None, last_message_id=0, case_updated_at=None,
+            last_speaker="agent",
+        )
         return f"started case {case.get('case_number') or case['case_id']} with {to}"
     finally:
+        store.close()
         deskie.close()
         await rest.close()

@@ -6,9 +6,12 @@ Exit codes: 0 ok; 1 runtime failure; 2 bad configuration or usage (one line nami
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import select
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -20,6 +23,10 @@ import click
 from .config import ConfigError, Settings, load_config, redact
 
 EXIT_RUNTIME, EXIT_CONFIG = 1, 2
+# `start --detach` hands the bot the write end of a pipe; the bot writes one byte once it has started.
+READY_FD_ENV = "DESKIE_MM_BOT_READY_FD"
+START_PATIENCE = 90.0  # login alone waits up to a minute for a restarting Mattermost
+DRAIN_PATIENCE = 30.0
 
 
 def _die(code: int, message: str) -> NoReturn:
@@ -94,15 +101,34 @@ def run_bot(settings: Settings) -> int:
     if other is not None and other != os.getpid():
         click.echo(f"another deskie-mm-bot (pid {other}) is running with this state file", err=True)
         return EXIT_RUNTIME
-    pidfile.parent.mkdir(parents=True, exist_ok=True)
-    pidfile.write_text(str(os.getpid()))
+    try:
+        pidfile.parent.mkdir(parents=True, exist_ok=True)
+        pidfile.write_text(str(os.getpid()))
+    except OSError as e:
+        click.echo(f"config error: state.path: cannot write {pidfile}: {e.strerror or e}", err=True)
+        return EXIT_CONFIG
+    ready_fd = _take_ready_fd()
 
     async def _main() -> int:
         app = BotApp(settings)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, app.request_stop)
-        return await app.run()
+        if ready_fd is None:
+            return await app.run()
+
+        async def tell_started() -> None:
+            await app.started.wait()
+            with contextlib.suppress(OSError):
+                os.write(ready_fd, b"1")
+
+        notifier = asyncio.create_task(tell_started())
+        try:
+            return await app.run()
+        finally:
+            notifier.cancel()
+            with contextlib.suppress(OSError):
+                os.close(ready_fd)
 
     try:
         code = asyncio.run(_main())
@@ -113,6 +139,11 @@ def run_bot(settings: Settings) -> int:
         except OSError:
             pass
     return code
+
+
+def _take_ready_fd() -> int | None:
+    value = os.environ.pop(READY_FD_ENV, "")
+    return int(value) if value.isdigit() else None
 
 
 @main.command()
@@ -133,19 +164,39 @@ def start(config_path: str, detach: bool) -> None:
     if _read_pid(settings) is not None:
         _die(EXIT_RUNTIME, f"already running (pid {_read_pid(settings)})")
     log_path = settings.state.path + ".log"
-    with open(log_path, "ab") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "deskie_mm_bot", "run", "-c", os.path.abspath(config_path)],
-            stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, start_new_session=True,
-        )
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            _die(EXIT_RUNTIME, f"the bot exited at start with code {proc.returncode}; see {log_path}")
-        if _read_pid(settings) == proc.pid:
-            click.echo(f"started (pid {proc.pid}); log: {log_path}")
-            return
-        time.sleep(0.1)
+    ready_r, ready_w = os.pipe()
+    try:
+        with open(log_path, "ab") as log_file:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "deskie_mm_bot", "run", "-c", os.path.abspath(config_path)],
+                stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, start_new_session=True,
+                env={**os.environ, READY_FD_ENV: str(ready_w)}, pass_fds=(ready_w,),
+            )
+    except OSError as e:
+        os.close(ready_r)
+        _die(EXIT_CONFIG, f"config error: state.path: cannot write {log_path}: {e.strerror or e}")
+    finally:
+        os.close(ready_w)
+    # Started means logged in and serving, not merely launched: a bot that fails at start (port in
+    # use, token rejected) is reported here, with its exit code, instead of "started".
+    answer: bytes | None = None
+    deadline = time.time() + START_PATIENCE
+    try:
+        while answer is None and time.time() < deadline:
+            if select.select([ready_r], [], [], 0.2)[0]:
+                answer = os.read(ready_r, 1)  # b"" once the bot has exited without starting
+    finally:
+        os.close(ready_r)
+    if answer == b"":
+        try:
+            code = proc.wait(timeout=DRAIN_PATIENCE)
+        except subprocess.TimeoutExpired:
+            _die(EXIT_RUNTIME, f"the bot (pid {proc.pid}) failed to start and has not exited; see {log_path}")
+        _die(code if code in (EXIT_RUNTIME, EXIT_CONFIG) else EXIT_RUNTIME,
+             f"the bot exited at start with code {code}; see {log_path}")
+    if answer is None:
+        click.echo(f"still starting after {START_PATIENCE:.0f} s (pid {proc.pid}); log: {log_path}")
+        return
     click.echo(f"started (pid {proc.pid}); log: {log_path}")
 
 
@@ -181,7 +232,10 @@ def status(config_path: str, as_json: bool) -> None:
     pid = _read_pid(settings)
     info: dict[str, Any] = {"running": pid is not None, "pid": pid}
     if Path(settings.state.path).exists():
-        store = Store(settings.state.path)
+        try:
+            store = Store(settings.state.path)
+        except (sqlite3.Error, OSError) as e:
+            _die(EXIT_CONFIG, f"config error: state.path: cannot read {settings.state.path}: {e}")
         try:
             info.update(
                 open_chats=store.count_conversations("active"),
@@ -254,13 +308,15 @@ def find(config_path: str, query: str) -> None:
 @click.argument("text")
 def send(config_path: str, to: str, subject: str | None, text: str) -> None:
     """Start an outgoing chat with a member or a channel."""
-    from .checks import send_outgoing
+    from .checks import StateUnusable, send_outgoing
 
     settings = _load(config_path)
     if not (to.startswith("@") or to.startswith("~")) or len(to) < 2:
         _die(EXIT_CONFIG, "usage error: --to: must be @username or ~channel")
     try:
         click.echo(asyncio.run(send_outgoing(settings, to, subject, text)))
+    except StateUnusable as e:
+        _die(EXIT_CONFIG, f"config error: {e}")
     except LookupError as e:
         _die(EXIT_CONFIG, f"usage error: --to: {e}")
     except Exception as e:
