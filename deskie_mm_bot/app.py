@@ -71,6 +71,10 @@ class Fatal(Exception):
         self.code = code
 
 
+class StartAborted(Exception):
+    """A stop was requested while the bot was still starting."""
+
+
 class MattermostPoster:
     """What the outbound relay needs from Mattermost, with errors sorted into retry-or-give-up."""
 
@@ -134,6 +138,8 @@ class BotApp:
             await self._start()
             self.started.set()
             await self.stopping.wait()
+        except StartAborted:
+            log.info("stop requested during start-up")
         except Fatal as e:
             self.fail(e.code, str(e))
         except (MattermostAuthError, DeskieAuthError) as e:
@@ -229,14 +235,32 @@ class BotApp:
         deadline = self.clock() + LOGIN_PATIENCE
         while True:
             try:
-                return await self.rest.login()
+                return await self._unless_stopping(self.rest.login())
             except MattermostUnavailable as e:
-                if self.clock() > deadline or self.stopping.is_set():
+                if self.stopping.is_set():
+                    raise StartAborted() from None
+                if self.clock() > deadline:
                     raise
                 delay = backoff.next_delay()
                 log.warning("Mattermost not reachable yet (%s); retrying in %.0f s", e, delay)
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), timeout=delay)
+
+    async def _unless_stopping(self, coro: Any) -> Any:
+        """Await ``coro``, but give it up (StartAborted) as soon as a stop is requested: a SIGTERM
+        must not wait for a hanging server's timeouts and retries."""
+        work = asyncio.ensure_future(coro)
+        stop = asyncio.ensure_future(self.stopping.wait())
+        try:
+            await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not work.done():
+                work.cancel()
+                await asyncio.gather(work, return_exceptions=True)
+        if work.cancelled():
+            raise StartAborted()
+        return work.result()
 
     async def _stop(self) -> None:
         log.info("stopping: intake first, then in-flight work (up to %.0f s)", DRAIN_DEADLINE)

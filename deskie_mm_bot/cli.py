@@ -56,7 +56,7 @@ def _read_pid(settings: Settings) -> int | None:
     except ProcessLookupError:
         return None
     except PermissionError:
-        return pid
+        pass  # alive but another user's: a bot only if its command line says so
     # A stale pid file whose number now belongs to another program is not a running bot.
     cmdline = Path(f"/proc/{pid}/cmdline")
     if cmdline.exists() and not _is_bot_command(cmdline.read_bytes().split(b"\0")):
@@ -209,7 +209,13 @@ def stop(config_path: str, timeout: float) -> None:
     pid = _read_pid(settings)
     if pid is None:
         _die(EXIT_RUNTIME, "not running")
-    os.kill(pid, signal.SIGTERM)
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except PermissionError:
+        _die(EXIT_RUNTIME, f"not allowed to stop pid {pid} (another user's process); run stop as its user")
+    except ProcessLookupError:
+        click.echo(f"stopped (pid {pid})")
+        return
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
