@@ -15,15 +15,19 @@ from .relay.intake import channel_name, person_name
 from .store import Store
 
 
-class StateUnusable(Exception):
-    """state.path cannot be opened as the bot's store."""
+class TargetNotFound(LookupError):
+    """`send --to` names no member, or no channel with the bot in it (a usage error)."""
+
+
+class ConfigProblem(Exception):
+    """A setting the command cannot work with (state.path, deskie.default_group): exit 2, naming the key."""
 
 
 def _open_store(settings: Settings) -> Store:
     try:
         return Store(settings.state.path)
     except (sqlite3.Error, OSError) as e:
-        raise StateUnusable(f"state.path: cannot open {settings.state.path}: {e}") from None
+        raise ConfigProblem(f"state.path: cannot open {settings.state.path}: {e}") from None
 
 
 def _rest(settings: Settings) -> MattermostRest:
@@ -112,7 +116,7 @@ async def _resolve_target(rest: MattermostRest, settings: Settings, to: str) -> 
     if to.startswith("@"):
         users = [u for u in await rest.search_users(name) if u.get("username") == name]
         if not users:
-            raise LookupError(f"no member @{name}")
+            raise TargetNotFound(f"no member @{name}")
         channel = await rest.direct_channel(users[0]["id"])
         return channel, f"u:{users[0]['id']}", person_name(users[0])
     for team in await rest.teams():
@@ -121,7 +125,7 @@ async def _resolve_target(rest: MattermostRest, settings: Settings, to: str) -> 
         for ch in await rest.search_team_channels(team["id"], name):
             if ch.get("name") == name and await rest.is_member(ch["id"], rest.me["id"]):
                 return ch, f"c:{ch['id']}", channel_name(ch)
-    raise LookupError(f"no channel ~{name} with the bot in it")
+    raise TargetNotFound(f"no channel ~{name} with the bot in it")
 
 
 async def send_outgoing(settings: Settings, to: str, subject: str | None, text: str) -> str:
@@ -136,7 +140,7 @@ async def send_outgoing(settings: Settings, to: str, subject: str | None, text: 
         groups = await off_loop(None, deskie.list_groups)
         group = find_group(groups, settings.deskie.default_group)
         if group is None:
-            raise LookupError(f"deskie.default_group '{settings.deskie.default_group}' not found")
+            raise ConfigProblem(f"deskie.default_group: Deskie has no group '{settings.deskie.default_group}'")
         first_line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "Message")
         case = await off_loop(None, lambda: deskie.create_case(
             channel=settings.deskie.channel, user_custom_id=custom_id, user_full_name=full_name,

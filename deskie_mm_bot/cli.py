@@ -314,16 +314,16 @@ def find(config_path: str, query: str) -> None:
 @click.argument("text")
 def send(config_path: str, to: str, subject: str | None, text: str) -> None:
     """Start an outgoing chat with a member or a channel."""
-    from .checks import StateUnusable, send_outgoing
+    from .checks import ConfigProblem, TargetNotFound, send_outgoing
 
     settings = _load(config_path)
     if not (to.startswith("@") or to.startswith("~")) or len(to) < 2:
         _die(EXIT_CONFIG, "usage error: --to: must be @username or ~channel")
     try:
         click.echo(asyncio.run(send_outgoing(settings, to, subject, text)))
-    except StateUnusable as e:
+    except ConfigProblem as e:
         _die(EXIT_CONFIG, f"config error: {e}")
-    except LookupError as e:
+    except TargetNotFound as e:  # not any LookupError: a KeyError is a failure, not the user's mistake
         _die(EXIT_CONFIG, f"usage error: --to: {e}")
     except Exception as e:
         _die(EXIT_RUNTIME, redact(f"send failed: {e}", settings.secrets()))

@@ -75,3 +75,18 @@ def test_stop_of_a_pid_it_may_not_signal_is_a_clean_runtime_error(
     assert isinstance(result.exception, SystemExit), result.exception
     assert result.exit_code == 1
     assert str(foreign) in result.output
+
+
+def test_send_failing_on_a_missing_field_is_a_runtime_failure_not_a_usage_error(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deskie_mm_bot import checks
+
+    async def broken(*args: object) -> str:
+        raise KeyError("case_id")  # e.g. an answer without the field the code reads
+
+    monkeypatch.setattr(checks, "send_outgoing", broken)
+    path = world.write_config(tmp_path)
+    result = CliRunner().invoke(cli_module.main, ["send", "-c", str(path), "--to", "@jane", "hi"])
+    assert result.exit_code == 1, result.output
+    assert "usage error" not in result.output
