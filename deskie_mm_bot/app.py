@@ -119,7 +119,9 @@ class BotApp:
         self.rest: MattermostRest | None = None
         self.ws: MattermostWebsocket | None = None
         self.deskie: DeskieClient | None = None
-        self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="deskie")
+        # Calls waiting for rate budget hold a thread each: room enough that a customer's write
+        # never queues behind them for a thread (the budget, not the pool, decides who goes first).
+        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="deskie")
         self._runner: web.AppRunner | None = None
         self.scheduler: AsyncIOScheduler | None = None
 
@@ -195,6 +197,7 @@ class BotApp:
         self.reconciler = Reconciler(self.store, self.deskie, d.channel, self.pool, on_new_replies=self.outbound.wake,
                                      adopt_unknown=self.adopt_unknown_case)
         self.sweeper = IdleSweeper(self.store, self.deskie, s.chats.idle_timeout, self.pool, clock=self.clock)
+        self.metrics.read_totals_from(self.metric_totals)
         # 4. HTTP
         app = build_app(s.webhook.secret, self.outbound, self.health, self.metrics, self.refresh_metrics)
         self._runner = web.AppRunner(app, access_log=None)
@@ -406,7 +409,6 @@ class BotApp:
     async def catch_up(self) -> None:
         """Posts made while the websocket was away: fetched over REST, deduplicated by post id."""
         assert self.rest is not None and self.store is not None
-        self.metrics.ws_resyncs.set(self.ws.resyncs if self.ws else 0)
         try:
             seen, fetched = await self._catch_up_channels()
         except MattermostUnavailable as e:
@@ -585,6 +587,16 @@ class BotApp:
         }
         return ws_ok and deskie_ok and not self.stopping.is_set(), state
 
+    def metric_totals(self) -> dict[str, float]:
+        ws = self.ws
+        return {
+            "deskie_mm_websocket_reconnects": ws.reconnects if ws else 0,
+            "deskie_mm_websocket_resyncs": ws.resyncs if ws else 0,
+            "deskie_mm_deskie_writes": self.inbound.sent_batches,
+            "deskie_mm_answers_posted": self.outbound.posted,
+            "deskie_mm_reconcile_polls": self.reconciler.polls,
+        }
+
     def refresh_metrics(self) -> None:
         if self.store is None:
             return
@@ -592,12 +604,6 @@ class BotApp:
         m.outbox_pending.set(self.store.count_outbox("pending") + self.store.count_outbox("inflight"))
         m.replies_pending.set(self.store.count_replies("pending") + self.store.count_replies("posting"))
         m.open_chats.set(self.store.count_conversations("active"))
-        if self.ws:
-            m.ws_reconnects.set(self.ws.reconnects)
-            m.ws_resyncs.set(self.ws.resyncs)
-        m.batches_sent.set(self.inbound.sent_batches)
-        m.answers_posted.set(self.outbound.posted)
-        m.polls.set(self.reconciler.polls)
         if self.deskie:
             m.budget_available.set(self.deskie.budget.available())
 

@@ -41,6 +41,13 @@ def _load(path: str) -> Settings:
         _die(EXIT_CONFIG, f"config error: {e}")
 
 
+def _quiet_logging(settings: Settings) -> None:
+    """One-shot commands talk to the services too: library warnings in the configured format, redacted."""
+    from .logs import setup_logging
+
+    setup_logging("warning", settings.log.format, settings.secrets())
+
+
 def pid_path(settings: Settings) -> Path:
     return Path(settings.state.path + ".pid")
 
@@ -284,6 +291,7 @@ def check(config_path: str, online: bool) -> None:
         return
     from .checks import online_check
 
+    _quiet_logging(settings)
     problems = asyncio.run(online_check(settings, click.echo))
     if problems:
         for p in problems:
@@ -300,6 +308,7 @@ def find(config_path: str, query: str) -> None:
     from .checks import find_targets
 
     settings = _load(config_path)
+    _quiet_logging(settings)
     try:
         for line in asyncio.run(find_targets(settings, query)):
             click.echo(line)
@@ -319,6 +328,7 @@ def send(config_path: str, to: str, subject: str | None, text: str) -> None:
     settings = _load(config_path)
     if not (to.startswith("@") or to.startswith("~")) or len(to) < 2:
         _die(EXIT_CONFIG, "usage error: --to: must be @username or ~channel")
+    _quiet_logging(settings)
     try:
         click.echo(asyncio.run(send_outgoing(settings, to, subject, text)))
     except ConfigProblem as e:

@@ -7,6 +7,7 @@ import logging
 import sys
 import time
 from collections.abc import Iterable
+from urllib.parse import quote
 
 from .config import redact
 
@@ -14,7 +15,9 @@ from .config import redact
 class RedactingFilter(logging.Filter):
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        self.secrets = [s for s in secrets if s]
+        plain = [s for s in secrets if s]
+        # A secret may also show up URL-encoded (in a request line an error quotes).
+        self.secrets = plain + [q for s in plain if (q := quote(s, safe="")) != s]
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()

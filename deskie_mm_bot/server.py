@@ -11,7 +11,9 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from .deskie.client import DeskieError
 from .deskie.webhook import WebhookError, parse_webhook
+from .mattermost.rest import MattermostUnavailable
 from .metrics import Metrics
 from .relay.outbound import OutboundRelay, WebhookRefused
 
@@ -63,7 +65,10 @@ def build_app(
             return _json({"error": str(e)}, e.status)
         except Exception as e:  # a service or the store failing now: Deskie may send it again later
             metrics.webhooks.labels("failed").inc()
-            log.warning("webhook for case %s not taken now: %s: %s", event.case_id, type(e).__name__, e)
+            if isinstance(e, (MattermostUnavailable, DeskieError)):
+                log.warning("webhook for case %s not taken now: %s", event.case_id, e)
+            else:  # not an outage: a defect, worth its traceback
+                log.exception("webhook for case %s not taken", event.case_id)
             return _json({"error": "temporarily unavailable"}, 503)
         metrics.webhooks.labels(outcome.split(":")[0]).inc()
         return _json({"result": "ok", "outcome": outcome})

@@ -180,3 +180,19 @@ def test_bot_waits_for_a_mattermost_that_is_still_starting(world: World, make_bo
     assert bot.proc is not None and bot.proc.poll() is None  # still trying, not exited
     world.mm.start()
     bot.wait_healthy(timeout=40)
+
+
+def test_metrics_count_what_happened(world: World, make_bot: Callable[..., BotProcess]) -> None:
+    make_bot().start()
+    world.mm.post_as(world.jane["id"], world.jane_dm["id"], "count me")
+    case = wait_for(lambda: next(iter(cases_of(world)), None), what="a case")
+    world.dk.agent_reply(case["case_id"], content="counted")
+    wait_for(lambda: bot_posts(world, world.jane_dm["id"]), what="the answer")
+    text = requests.get(f"http://127.0.0.1:{world.webhook_port}/metrics", timeout=5).text
+    samples = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    assert float(samples["deskie_mm_posts_recorded_total"]) == 1
+    assert float(samples["deskie_mm_deskie_writes_total"]) == 1
+    assert float(samples["deskie_mm_answers_posted_total"]) == 1
+    assert float(samples['deskie_mm_webhooks_total{outcome="recorded"}']) == 1
+    assert "# TYPE deskie_mm_websocket_reconnects_total counter" in text
+    assert float(samples["deskie_mm_outbox_pending"]) == 0

@@ -43,3 +43,10 @@ def test_json_format_is_one_object_per_line(capsys: pytest.CaptureFixture[str]) 
     entry = json.loads(line)
     assert entry["level"] == "warning" and entry["logger"] == "deskie_mm_bot.test"
     assert entry["message"] == "hello ***"
+
+
+def test_a_url_encoded_secret_is_replaced_too(capsys: pytest.CaptureFixture[str]) -> None:
+    setup_logging("info", "text", ["we~ird/secret+1"])
+    logging.getLogger("deskie_mm_bot.test").warning("GET /deskie/webhook/we~ird%2Fsecret%2B1 HTTP/1.1")
+    err = capsys.readouterr().err
+    assert "secret" not in err and "***" in err
