@@ -41,4 +41,4 @@ def test_subprocesses_of_the_tests_are_held_to_loopback_too() -> None:
     code = "import socket\ntry:\n    socket.create_connection(('192.0.2.1', 80), timeout=2)\nexcept OSError as e:\n    print(e)"
     env = dict(os.environ, PYTHONPATH=str(NETGUARD))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=30).stdout
-    assert "loopback only" in out
+    assert "only loopback is allowed" in out
