@@ -74,3 +74,16 @@ def test_health_says_503_while_deskie_fails(world: World, make_bot: Callable[...
     world.dk.clear_faults()
     wait_for(lambda: cases_of(world), 40, what="delivery after the outage")
     wait_for(bot.healthy, what="healthy again")
+
+
+def test_a_long_answer_is_split_never_cut(world: World, make_bot: Callable[..., BotProcess]) -> None:
+    make_bot().start()
+    world.mm.post_as(world.jane["id"], world.jane_dm["id"], "tell me everything")
+    case = wait_for(lambda: next(iter(cases_of(world)), None), what="a case")
+    paragraphs = [f"Paragraph {i}: " + "word " * 400 for i in range(20)]  # about 40,000 characters
+    world.dk.agent_reply(case["case_id"], content="\n\n".join(p.strip() for p in paragraphs))
+    posts = wait_for(lambda: (p := bot_posts(world, world.jane_dm["id"])) and len(p) >= 3 and p, 20, "the parts")
+    assert all(len(p["message"]) <= 16383 for p in posts)
+    joined = "".join(p["message"] for p in posts)
+    assert [seg for seg in joined.split("\n\n") if seg.strip()] == [p.strip() for p in paragraphs]
+    assert len({p["props"]["deskie_message_id"] for p in posts}) == 1
