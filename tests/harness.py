@@ -132,6 +132,11 @@ def cases_of(world: World) -> list[dict[str, Any]]:
     return world.dk.cases(CHANNEL_CODE)
 
 
+def first_case(world: World, timeout: float = 15.0) -> dict[str, Any]:
+    """The first case of the custom channel, once the bot has opened it."""
+    return wait_for(lambda: next(iter(cases_of(world)), None), timeout, "a case")
+
+
 def customer_texts(world: World, case_id: int) -> list[str]:
     return [m["content"] for m in world.dk.messages(case_id) if not m["staff_id"] and not m["note"]]
 

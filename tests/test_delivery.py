@@ -10,7 +10,7 @@ import pytest
 
 from deskie_mm_bot.sandbox_runner import CHANNEL_CODE, World
 from tests.delivery import add_customers, all_delivered, burst, burst_in_background, verdict
-from tests.harness import BotProcess, bot_posts, cases_of, make_bot, wait_for, world
+from tests.harness import BotProcess, bot_posts, cases_of, first_case, make_bot, wait_for, world
 
 __all__ = ["make_bot", "world"]
 
@@ -38,7 +38,7 @@ def test_kill9_during_a_burst_loses_nothing_and_doubles_nothing(
 def test_agent_answers_during_a_crash_are_posted_once(world: World, make_bot: Callable[..., BotProcess]) -> None:
     bot = make_bot().start()
     world.mm.post_as(world.jane["id"], world.jane_dm["id"], "hello")
-    case = wait_for(lambda: next(iter(cases_of(world)), None), what="a case")
+    case = first_case(world)
     world.dk.agent_reply(case["case_id"], content="answer 1")
     wait_for(lambda: bot_posts(world, world.jane_dm["id"]), what="answer 1")
     bot.kill()
@@ -144,7 +144,7 @@ def test_write_applied_but_unanswered_when_killed_is_not_sent_twice(
     """Deskie did the write, the bot died before hearing so: on restart it looks before re-sending."""
     bot = make_bot().start()
     world.mm.post_as(world.jane["id"], world.jane_dm["id"], "first")
-    case = wait_for(lambda: next(iter(cases_of(world)), None), what="a case")
+    case = first_case(world)
     world.dk.slow_next_write(1, seconds=30)
     world.mm.post_as(world.jane["id"], world.jane_dm["id"], "second")
     wait_for(lambda: "second" in "".join(m["content"] for m in world.dk.messages(case["case_id"])),
@@ -194,7 +194,7 @@ def test_mattermost_rest_outage_delays_answers_but_posts_each_once(
 ) -> None:
     bot = make_bot().start()
     world.mm.post_as(world.jane["id"], world.jane_dm["id"], "hello")
-    case = wait_for(lambda: next(iter(cases_of(world)), None), what="a case")
+    case = first_case(world)
     world.mm.rest_outage(4, "5xx")
     for i in (1, 2, 3):
         world.dk.agent_reply(case["case_id"], content=f"answer {i}")

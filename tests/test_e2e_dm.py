@@ -8,7 +8,16 @@ from collections.abc import Callable
 import requests
 
 from deskie_mm_bot.sandbox_runner import CHANNEL_CODE, WEBHOOK_SECRET, World
-from tests.harness import BotProcess, bot_posts, cases_of, customer_texts, make_bot, wait_for, world
+from tests.harness import (
+    BotProcess,
+    bot_posts,
+    cases_of,
+    customer_texts,
+    first_case,
+    make_bot,
+    wait_for,
+    world,
+)
 
 __all__ = ["make_bot", "world"]
 
@@ -18,7 +27,7 @@ def test_dm_opens_a_case_and_the_agent_answer_comes_back(world: World, make_bot:
     mm, dk = world.mm, world.dk
     mm.post_as(world.jane["id"], world.jane_dm["id"], "My invoice is wrong\nIt shows 300 EUR instead of 30.")
 
-    case = wait_for(lambda: next(iter(cases_of(world)), None), what="a case")
+    case = first_case(world)
     assert case["channel"] == CHANNEL_CODE
     assert case["group_id"] == world.group["group_id"]
     assert case["subject"] == "My invoice is wrong"
@@ -56,7 +65,7 @@ def test_other_bots_and_system_posts_are_not_relayed(world: World, make_bot: Cal
     mm.post_as(world.jane["id"], world.jane_dm["id"], "hello", props={"from_webhook": "true"})
     mm.post_as(world.jane["id"], world.jane_dm["id"], "joined", type="system_join_channel")
     mm.post_as(world.jane["id"], world.jane_dm["id"], "a real question")
-    case = wait_for(lambda: next(iter(cases_of(world)), None), what="a case")
+    case = first_case(world)
     assert customer_texts(world, case["case_id"]) == ["a real question"]
     assert len(cases_of(world)) == 1
 
@@ -65,7 +74,7 @@ def test_restart_loses_nothing_and_doubles_nothing(world: World, make_bot: Calla
     bot = make_bot().start()
     mm, dk = world.mm, world.dk
     mm.post_as(world.jane["id"], world.jane_dm["id"], "first")
-    case = wait_for(lambda: next(iter(cases_of(world)), None), what="a case")
+    case = first_case(world)
     assert bot.stop() == 0
 
     # While the bot is down: the customer writes, and an agent answers (its webhook cannot be delivered).
@@ -109,7 +118,7 @@ def test_webhook_for_a_user_that_does_not_match_the_case_is_refused(
 ) -> None:
     make_bot().start()
     world.mm.post_as(world.jane["id"], world.jane_dm["id"], "hi")
-    case = wait_for(lambda: next(iter(cases_of(world)), None), what="a case")
+    case = first_case(world)
     r = requests.post(
         world.webhook_url,
         data={"type": "message_new", "object[case_id]": str(case["case_id"]), "object[message_id]": "777777",
@@ -185,7 +194,7 @@ def test_bot_waits_for_a_mattermost_that_is_still_starting(world: World, make_bo
 def test_metrics_count_what_happened(world: World, make_bot: Callable[..., BotProcess]) -> None:
     make_bot().start()
     world.mm.post_as(world.jane["id"], world.jane_dm["id"], "count me")
-    case = wait_for(lambda: next(iter(cases_of(world)), None), what="a case")
+    case = first_case(world)
     world.dk.agent_reply(case["case_id"], content="counted")
     wait_for(lambda: bot_posts(world, world.jane_dm["id"]), what="the answer")
     text = requests.get(f"http://127.0.0.1:{world.webhook_port}/metrics", timeout=5).text

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import requests
 
 from deskie_mm_bot.sandbox_runner import World
-from tests.harness import BotProcess, bot_posts, cases_of, make_bot, wait_for, world
+from tests.harness import BotProcess, bot_posts, cases_of, first_case, make_bot, wait_for, world
 
 __all__ = ["make_bot", "world"]
 
@@ -17,7 +17,7 @@ def test_attachments_are_uploaded_to_deskie(world: World, make_bot: Callable[...
     mm = world.mm
     info = mm.upload_file(world.jane["id"], world.jane_dm["id"], "error.log", b"Traceback: boom\n", "text/plain")
     mm.post_as(world.jane["id"], world.jane_dm["id"], "here is the log", file_ids=[info["id"]])
-    case = wait_for(lambda: next(iter(cases_of(world)), None), what="a case")
+    case = first_case(world)
     (msg,) = world.dk.messages(case["case_id"])
     assert msg["content"] == "here is the log"
     assert [(a["file_name"], a["file_size"]) for a in msg["attachments"]] == [("error.log", 16)]
@@ -29,7 +29,7 @@ def test_a_file_over_deskies_limit_is_said_not_dropped(world: World, make_bot: C
     big = mm.upload_file(world.jane["id"], world.jane_dm["id"], "video.mp4", b"\0" * (26 * 1024 * 1024), "video/mp4")
     small = mm.upload_file(world.jane["id"], world.jane_dm["id"], "note.txt", b"hi", "text/plain")
     mm.post_as(world.jane["id"], world.jane_dm["id"], "two files", file_ids=[big["id"], small["id"]])
-    case = wait_for(lambda: next(iter(cases_of(world)), None), 30, what="a case")
+    case = first_case(world, 30)
     (msg,) = world.dk.messages(case["case_id"])
     assert msg["content"].startswith("two files")
     assert "video.mp4 not sent" in msg["content"] and "25 MB" in msg["content"]
@@ -39,7 +39,7 @@ def test_a_file_over_deskies_limit_is_said_not_dropped(world: World, make_bot: C
 def test_agent_attachments_arrive_as_links(world: World, make_bot: Callable[..., BotProcess]) -> None:
     make_bot().start()
     world.mm.post_as(world.jane["id"], world.jane_dm["id"], "send me the manual")
-    case = wait_for(lambda: next(iter(cases_of(world)), None), what="a case")
+    case = first_case(world)
     world.dk.agent_reply(case["case_id"], content="attached",
                          attachments=[{"file_name": "manual.pdf", "data": b"%PDF-1.4", "mime_type": "application/pdf"}])
     (post,) = wait_for(lambda: bot_posts(world, world.jane_dm["id"]), what="the answer")
@@ -51,7 +51,7 @@ def test_edits_and_deletions_reach_the_agent_as_notes(world: World, make_bot: Ca
     make_bot().start()
     mm = world.mm
     post = mm.post_as(world.jane["id"], world.jane_dm["id"], "my order is 1234")
-    case = wait_for(lambda: next(iter(cases_of(world)), None), what="a case")
+    case = first_case(world)
     mm.edit_post(post["id"], "my order is 1243")
     wait_for(lambda: any(m["note"] for m in world.dk.messages(case["case_id"])), what="a note about the edit")
     other = mm.post_as(world.jane["id"], world.jane_dm["id"], "ignore this")
@@ -79,7 +79,7 @@ def test_health_says_503_while_deskie_fails(world: World, make_bot: Callable[...
 def test_a_long_answer_is_split_never_cut(world: World, make_bot: Callable[..., BotProcess]) -> None:
     make_bot().start()
     world.mm.post_as(world.jane["id"], world.jane_dm["id"], "tell me everything")
-    case = wait_for(lambda: next(iter(cases_of(world)), None), what="a case")
+    case = first_case(world)
     paragraphs = [f"Paragraph {i}: " + "word " * 400 for i in range(20)]  # about 40,000 characters
     world.dk.agent_reply(case["case_id"], content="\n\n".join(p.strip() for p in paragraphs))
     posts = wait_for(lambda: (p := bot_posts(world, world.jane_dm["id"])) and len(p) >= 3 and p, 20, "the parts")

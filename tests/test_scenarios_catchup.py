@@ -7,7 +7,7 @@ from typing import Any
 
 from deskie_mm_bot.mattermost.rest import MattermostRejected
 from deskie_mm_bot.sandbox_runner import World
-from tests.harness import cases_of, customer_texts, wait_for, world
+from tests.harness import customer_texts, first_case, wait_for, world
 from tests.inproc import InProcessBot, clock, inproc_bot
 
 __all__ = ["clock", "inproc_bot", "world"]
@@ -19,7 +19,7 @@ def test_lost_events_are_caught_up_from_known_channels_when_listing_is_unsupport
     bot = inproc_bot().start()
     mm = world.mm
     mm.post_as(world.jane["id"], world.jane_dm["id"], "first")
-    case = wait_for(lambda: next(iter(cases_of(world)), None), what="a case")
+    case = first_case(world)
     assert bot.app is not None and bot.app.rest is not None
 
     async def unsupported(team_id: str) -> list[dict[str, Any]]:

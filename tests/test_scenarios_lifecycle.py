@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from deskie_mm_bot.sandbox_runner import World
-from tests.harness import bot_posts, cases_of, customer_texts, wait_for, world
+from tests.harness import bot_posts, cases_of, customer_texts, first_case, wait_for, world
 from tests.inproc import FakeClock, InProcessBot, clock, inproc_bot
 
 __all__ = ["clock", "inproc_bot", "world"]
@@ -16,7 +16,7 @@ def test_idle_chat_ends_open_when_customer_spoke_last(
 ) -> None:
     bot = inproc_bot(idle_timeout="10m").start()
     world.mm.post_as(world.jane["id"], world.jane_dm["id"], "anyone there?")
-    case = wait_for(lambda: next(iter(cases_of(world)), None), what="a case")
+    case = first_case(world)
     world.dk.set_status(case["case_id"], "waiting")  # so the bot's change is visible
     clock.advance(9 * 60)
     assert bot.call(bot.app.sweeper.sweep) == 0
@@ -31,7 +31,7 @@ def test_idle_chat_ends_waiting_when_agent_spoke_last(
 ) -> None:
     bot = inproc_bot(idle_timeout="10m").start()
     world.mm.post_as(world.jane["id"], world.jane_dm["id"], "help")
-    case = wait_for(lambda: next(iter(cases_of(world)), None), what="a case")
+    case = first_case(world)
     world.dk.agent_reply(case["case_id"], content="here")
     wait_for(lambda: bot_posts(world, world.jane_dm["id"]), what="the answer")
     world.dk.set_status(case["case_id"], "open")
@@ -45,7 +45,7 @@ def test_ended_chat_whose_case_is_open_continues_that_case(
 ) -> None:
     bot = inproc_bot(idle_timeout="10m").start()
     world.mm.post_as(world.jane["id"], world.jane_dm["id"], "one")
-    case = wait_for(lambda: next(iter(cases_of(world)), None), what="a case")
+    case = first_case(world)
     clock.advance(11 * 60)
     assert bot.call(bot.app.sweeper.sweep) == 1
     world.mm.post_as(world.jane["id"], world.jane_dm["id"], "two, after a long pause")
@@ -58,7 +58,7 @@ def test_closed_case_next_message_opens_new_case(
 ) -> None:
     bot = inproc_bot().start()
     world.mm.post_as(world.jane["id"], world.jane_dm["id"], "one")
-    case = wait_for(lambda: next(iter(cases_of(world)), None), what="a case")
+    case = first_case(world)
     world.dk.close_case(case["case_id"])
     # Not yet seen by reconciliation: the bot learns it from Deskie's answer to its write.
     world.mm.post_as(world.jane["id"], world.jane_dm["id"], "two")
@@ -76,7 +76,7 @@ def test_agent_answer_on_a_closed_case_reopens_the_chat(
 ) -> None:
     bot = inproc_bot().start()
     world.mm.post_as(world.jane["id"], world.jane_dm["id"], "one")
-    case = wait_for(lambda: next(iter(cases_of(world)), None), what="a case")
+    case = first_case(world)
     world.dk.close_case(case["case_id"])
     bot.call(bot.app.reconciler.poll)
     assert bot.app.store.conversation_by_case(case["case_id"]).state == "closed"
@@ -92,7 +92,7 @@ def test_answer_mattermost_refuses_is_told_to_the_agent(
 ) -> None:
     inproc_bot().start()
     world.mm.post_as(world.bob["id"], world.support["id"], "@helpbot the printer on floor 2 is jammed")
-    case = wait_for(lambda: next(iter(cases_of(world)), None), what="a case")
+    case = first_case(world)
     world.mm.remove_channel_member(world.support["id"], world.bot["id"])
     world.dk.agent_reply(case["case_id"], content="On my way")
     note = wait_for(lambda: [m for m in world.dk.messages(case["case_id"]) if m["note"]], what="a note for the agent")
@@ -105,7 +105,7 @@ def test_idle_sweep_never_reopens_a_case_an_agent_closed(
 ) -> None:
     bot = inproc_bot(idle_timeout="10m").start()
     world.mm.post_as(world.jane["id"], world.jane_dm["id"], "thanks, all good")
-    case = wait_for(lambda: next(iter(cases_of(world)), None), what="a case")
+    case = first_case(world)
     world.dk.close_case(case["case_id"])  # not yet seen by reconciliation
     clock.advance(11 * 60)
     assert bot.call(bot.app.sweeper.sweep) == 0

@@ -14,7 +14,16 @@ from collections.abc import Callable
 
 from deskie_mm_bot.sandbox_runner import World
 from tests.delivery import add_customers, all_delivered, burst, verdict
-from tests.harness import BotProcess, bot_posts, cases_of, customer_texts, make_bot, wait_for, world
+from tests.harness import (
+    BotProcess,
+    bot_posts,
+    cases_of,
+    customer_texts,
+    first_case,
+    make_bot,
+    wait_for,
+    world,
+)
 
 __all__ = ["make_bot", "world"]
 
@@ -23,7 +32,7 @@ SETTLE = 3.0  # a few reconciliation polls (poll_interval is 1 s): time for a se
 
 def _open_chat(world: World, text: str = "hello") -> dict:
     world.mm.post_as(world.jane["id"], world.jane_dm["id"], text)
-    return wait_for(lambda: next(iter(cases_of(world)), None), what="a case")
+    return first_case(world)
 
 
 def _answers(world: World) -> list[str]:

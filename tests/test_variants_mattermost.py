@@ -11,7 +11,16 @@ import time
 from collections.abc import Callable
 
 from deskie_mm_bot.sandbox_runner import World
-from tests.harness import BotProcess, bot_posts, cases_of, customer_texts, make_bot, wait_for, world
+from tests.harness import (
+    BotProcess,
+    bot_posts,
+    cases_of,
+    customer_texts,
+    first_case,
+    make_bot,
+    wait_for,
+    world,
+)
 
 __all__ = ["make_bot", "world"]
 
@@ -76,7 +85,7 @@ def test_no_pending_post_id_dedup_and_a_post_applied_but_failed_is_not_doubled(
     mm.variants.pending_post_dedup = False
     bot = make_bot().start()
     mm.post_as(world.jane["id"], world.jane_dm["id"], "hello")
-    case = wait_for(lambda: next(iter(cases_of(world)), None), what="a case")
+    case = first_case(world)
     mm.fail_rest_after_apply_next(2, status=504, match="POST /api/v4/posts")
     world.dk.agent_reply(case["case_id"], content="first answer")
     world.dk.agent_reply(case["case_id"], content="second answer")
@@ -118,7 +127,7 @@ def test_hello_without_server_hostname(world: World, make_bot: Callable[..., Bot
     world.mm.variants.hello_hostname = False
     bot = make_bot().start()
     world.mm.post_as(world.jane["id"], world.jane_dm["id"], "hi")
-    case = wait_for(lambda: next(iter(cases_of(world)), None), what="a case")
+    case = first_case(world)
     world.dk.agent_reply(case["case_id"], content="hello back")
     wait_for(lambda: bot_posts(world, world.jane_dm["id"]), what="the answer")
     world.mm.drop_connections(resumable=False)  # a fresh hello, again without the hostname
