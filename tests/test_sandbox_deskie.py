@@ -560,7 +560,9 @@ def test_agent_reply_posts_form_encoded_webhook(emu: DeskieEmulator, s: requests
     assert body["object[content]"] == "Hello Jane"
     assert body["object[content_html]"] == "<p>Hello <b>Jane</b></p>"
     assert body["object[note]"] == "0" and body["object[sent_via_rule]"] == "0"
-    assert body["object[attachments][0][file_name]"] == "a.txt"
+    # Only the URL, as receivers see it (reference §7.1); the name is the URL path's last part.
+    assert "object[attachments][0][file_name]" not in body
+    assert body["object[attachments][0][url]"].endswith("/a.txt")
     assert requests.get(body["object[attachments][0][url]"]).content == b"abc"
     d = emu.wait_for(lambda: emu.webhook_deliveries)[0]
     assert (d["case_id"], d["message_id"], d["status"]) == (case["case_id"], msg["message_id"], 200)

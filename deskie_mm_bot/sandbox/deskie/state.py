@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import quote
 
 from .forms import UploadedFile
 from .models import Attachment, Case, CustomChannel, Group, Message, Staff, User
@@ -291,7 +292,7 @@ class AccountState:
             else:
                 raise ApiError(400, "wrong_params")
             if not att.url:
-                att.url = f"{self.base_url}/files/{fid}/{att.file_name}"
+                att.url = f"{self.base_url}/files/{fid}/{quote(att.file_name)}"
             self.files[fid] = att
             out.append(att)
         return out
@@ -367,10 +368,9 @@ class AccountState:
             "staff_id": msg.staff_id,
             "content": msg.content,
             "note": 1 if msg.note else 0,
-            "sent_via_rule": 0,
-            "attachments": [
-                {"url": a.url, "file_name": a.file_name, "mime_type": a.mime_type} for a in msg.attachments
-            ],
+            "sent_via_rule": 1 if msg.sent_via_rule else 0,
+            # Only the URL: no receiver has seen a file name or size in this webhook (reference §7.1).
+            "attachments": [{"url": a.url} for a in msg.attachments],
         }
         if msg.html_given:
             obj["content_html"] = msg.content_html
@@ -638,11 +638,12 @@ class AccountState:
             return case.case_id, {"message": msg.to_api(self.fmt)}
 
     def _agent_message(
-        self, case: Case, staff_id: int, content: Any, html: Any, atts: Any, note: bool
+        self, case: Case, staff_id: int, content: Any, html: Any, atts: Any, note: bool, via_rule: bool = False
     ) -> Message:
         msg = self._add_message(
             case, user_id=0, staff_id=staff_id, content=content, html=html, attachments=atts, note=note
         )
+        msg.sent_via_rule = via_rule
         if not note:
             if case.status == "closed":
                 case.closed = None
@@ -693,10 +694,10 @@ class AccountState:
         with self.lock:
             case = self.control_case(case_id)
             sid = staff_id if staff_id is not None else (case.staff_id or self.default_staff().staff_id)
-            if sid not in self.staff:
+            if sid != 0 and sid not in self.staff:  # 0: a rule's message, sent by no agent
                 raise KeyError(f"staff {sid}")
             try:
-                msg = self._agent_message(case, sid, content, html, attachments, note)
+                msg = self._agent_message(case, sid, content, html, attachments, note, via_rule=sid == 0)
             except ApiError as exc:
                 raise ValueError(exc.code) from None
             return msg.to_api(self.fmt)

@@ -37,6 +37,9 @@ class DeskieVariants:
     paging: str = "honour"
     # "array": an empty list is answered as `[]` (a PHP empty array) instead of {"total_count": 0}.
     empty_list: str = "object"
+    # --- files (§7.1: whether an attachment URL needs the API credentials is unknown) ----------
+    # True: the account's file URLs answer 401 unless the request carries the API's Basic auth.
+    file_urls_need_auth: bool = False
     # --- cases -----------------------------------------------------------------------------------
     # "reopen": a customer message to a closed case is taken and reopens the case (§6.2 unknown).
     closed_case_messages: str = "refuse"

@@ -13,9 +13,10 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from . import control, rest_channels, rest_posts, rest_users
+from . import control, rest_channels, rest_posts, rest_reactions, rest_users
 from .faults import RestFault, RestFaults
 from .models import Event
+from .reactions import Reactions
 from .routing import METHOD_NOT_ALLOWED, NOT_FOUND, Ctx, Result, Router, error_response, json_response
 from .state import State
 from .util import AppError, new_id, unauthorized
@@ -50,6 +51,8 @@ class MattermostEmulator:
         rest_users.register(self.router, self.state)
         rest_channels.register(self.router, self.state)
         rest_posts.register(self.router, self.state)
+        self.reactions = Reactions(self.state)
+        rest_reactions.register(self.router, self.state, self.reactions, lambda: self.server_version)
         control.register(self.router, self)
         self.router.add("GET", "/api/v4/system/ping", self._system_ping, auth=False)
         self._log: list[dict[str, Any]] = []
@@ -332,6 +335,23 @@ class MattermostEmulator:
         self, user_id: str, channel_id: str, name: str, data: bytes, mime_type: str | None = None
     ) -> dict[str, Any]:
         return self.state.upload_file(user_id, channel_id, name, data, mime_type)
+
+    def reactions_on(self, post_id: str) -> list[dict[str, Any]]:
+        """The reactions on a post, oldest first."""
+        return self.reactions.of_post(post_id)
+
+    def react_as(self, user_id: str, post_id: str, emoji_name: str) -> dict[str, Any]:
+        return self.reactions.save(user_id, {"user_id": user_id, "post_id": post_id, "emoji_name": emoji_name})
+
+    @property
+    def settings(self) -> Any:
+        """Server settings (max_file_size, enable_file_attachments, ...), changeable while running."""
+        return self.state.settings
+
+    def files_of(self, post_id: str) -> list[dict[str, Any]]:
+        """FileInfos attached to a post."""
+        with self.state.lock:
+            return [copy.deepcopy(info) for info, _ in self.state.files.values() if info["post_id"] == post_id]
 
     def posts_in(self, channel_id: str, include_deleted: bool = False) -> list[dict[str, Any]]:
         return self.state.channel_posts(channel_id, include_deleted=include_deleted)

@@ -11,6 +11,7 @@ from typing import Any
 
 from . import models
 from .models import Event
+from .settings import ServerSettings
 from .util import AppError, bad_request, dumps, forbidden, new_id, not_found, now_ms
 from .variants import MattermostVariants
 
@@ -36,6 +37,7 @@ class State:
         self.files: dict[str, tuple[dict[str, Any], bytes]] = {}
         self.pending_posts: dict[tuple[str, str], tuple[str, int]] = {}
         self.variants = MattermostVariants()
+        self.settings = ServerSettings()
 
     # ------------------------------------------------------------------ users and tokens
     def add_user(
