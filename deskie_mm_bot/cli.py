@@ -228,10 +228,28 @@ def stop(config_path: str, timeout: float) -> None:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
-            click.echo(f"stopped (pid {pid})")
+            click.echo(f"stopped (pid {pid}){_left_behind(settings)}")
             return
         time.sleep(0.1)
     _die(EXIT_RUNTIME, f"pid {pid} did not exit within {timeout:.0f} s")
+
+
+def _left_behind(settings: Settings) -> str:
+    """What the drain could not deliver (a service that failed): it waits in the store for the next start."""
+    from .store import Store
+
+    if not Path(settings.state.path).exists():
+        return ""
+    try:
+        store = Store(settings.state.path)
+    except (sqlite3.Error, OSError):
+        return ""
+    try:
+        to_deskie = store.count_outbox("pending") + store.count_outbox("inflight")
+        to_mm = store.count_replies("pending") + store.count_replies("posting")
+    finally:
+        store.close()
+    return f"; waiting for the next start: {to_deskie} to Deskie, {to_mm} to Mattermost"
 
 
 @main.command()
