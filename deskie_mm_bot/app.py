@@ -127,7 +127,7 @@ class MattermostPoster:
         max_size, enabled = await self.file_limits()
         if not enabled:
             raise FileNotBrought("file attachments are turned off in Mattermost")
-        limit_text = f"over Mattermost's {max_size / 1048576:.0f} MB limit"
+        limit_text = f"over Mattermost's {_size_text(max_size)} limit"
         try:
             f = await off_loop(self.pool, self.files.fetch, attachment, max_size)
         except FileTooLarge:
@@ -719,6 +719,12 @@ class BotApp:
         m.open_chats.set(self.store.count_conversations("active"))
         if self.deskie:
             m.budget_available.set(self.deskie.budget.available())
+
+
+def _size_text(n: int) -> str:
+    if n >= 1048576:
+        return f"{n / 1048576:.0f} MB"
+    return f"{n / 1024:.0f} KB" if n >= 1024 else f"{n} bytes"
 
 
 def _soon(seconds: float) -> Any:

@@ -167,6 +167,8 @@ class MattermostEmulator:
         if fault is not None and fault.kind == "applied":
             # Done, but the client never hears so (a proxy timed out, the connection broke).
             await self._handle_http(request)
+            if fault.seconds:
+                await asyncio.sleep(fault.seconds)
             response = await self._fault_response(RestFault("5xx", status=fault.status))
         else:
             response = await (self._fault_response(fault) if fault else self._handle_http(request))
@@ -205,13 +207,15 @@ class MattermostEmulator:
         return error_response(err, new_id(), self.hub.version_string, "GET")
 
     # ------------------------------------------------------------------ REST faults
-    def fail_rest_next(self, n: int, status: int = 500) -> None:
-        """The next n REST requests answer `status` (an AppError) and do nothing."""
-        self._rest_faults.push(RestFault("5xx", status=status), n)
+    def fail_rest_next(self, n: int, status: int = 500, match: str = "") -> None:
+        """The next n REST requests (those whose "METHOD /path" starts with `match`) answer `status`
+        (an AppError) and do nothing."""
+        self._rest_faults.push(RestFault("5xx", status=status, match=match), n)
 
-    def hang_rest_next(self, n: int, seconds: float = 30.0) -> None:
-        """The next n REST requests hang for `seconds`, then answer 504 without doing anything."""
-        self._rest_faults.push(RestFault("hang", seconds=seconds), n)
+    def hang_rest_next(self, n: int, seconds: float = 30.0, match: str = "") -> None:
+        """The next n REST requests (matching `match`) hang for `seconds`, then answer 504 without
+        doing anything."""
+        self._rest_faults.push(RestFault("hang", seconds=seconds, match=match), n)
 
     def throttle_rest_next(self, n: int, retry_after: int = 1) -> None:
         """The next n REST requests are refused by the rate limiter (429, plain text, Retry-After)."""
@@ -221,10 +225,11 @@ class MattermostEmulator:
         """Every REST request during the next `seconds` fails the same way (5xx, hang or 429)."""
         self._rest_faults.outage(seconds, kind)
 
-    def fail_rest_after_apply_next(self, n: int, status: int = 504, match: str = "") -> None:
+    def fail_rest_after_apply_next(self, n: int, status: int = 504, match: str = "", seconds: float = 0.0) -> None:
         """The next n REST requests (those whose "METHOD /path" starts with `match`) are carried out,
-        but answered `status` as if they failed: what a client sees when a proxy times out."""
-        self._rest_faults.push(RestFault("applied", status=status, match=match), n)
+        but answered `status` as if they failed (after `seconds`): what a client sees when a proxy
+        times out."""
+        self._rest_faults.push(RestFault("applied", status=status, match=match, seconds=seconds), n)
 
     def clear_rest_faults(self) -> None:
         self._rest_faults.clear()
