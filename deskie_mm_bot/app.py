@@ -379,7 +379,7 @@ class BotApp:
     async def _drain_queues(self, deadline: float) -> None:
         """Deliver what is queued while both services answer, until `deadline`. A direction whose
         service fails is left as it is (its messages stay in the store): no retry is waited for."""
-        self.inbound.flushing = True
+        self.inbound.flushing = self.outbound.flushing = True
 
         async def side(count: Callable[[], int], drain: Callable[[], Any], failures: Callable[[], int]) -> None:
             failed_before = failures()

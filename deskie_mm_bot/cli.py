@@ -8,12 +8,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import select
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, NoReturn
@@ -145,6 +147,13 @@ def run_bot(settings: Settings) -> int:
                 pidfile.unlink()
         except OSError:
             pass
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        # A request still hanging past the stop deadline (a read timeout is 30 s) would hold the exit:
+        # the store is closed and that write is recorded in flight, checked at the next start.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     return code
 
 

@@ -132,7 +132,7 @@ class InboundRelay:
         next_due: float | None = None
         for key in self.store.pending_conv_keys():
             due = self._retry_at.get(key, 0.0)
-            if due > self.clock():
+            if due > self.clock() and not self.flushing:  # a stop tries each chat once more, now
                 next_due = due if next_due is None else min(next_due, due)
                 continue
             try:

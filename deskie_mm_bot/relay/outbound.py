@@ -124,6 +124,7 @@ class OutboundRelay:
         self._wake = asyncio.Event()
         self.posted = 0
         self.failures = 0  # transient posting failures since start (a stop's drain watches it)
+        self.flushing = False  # stopping: answers waiting for a retry are tried once more, now
 
     def wake(self) -> None:
         self._wake.set()
@@ -174,7 +175,7 @@ class OutboundRelay:
         """Post every answer that is due; each chat's answers strictly in order."""
         try:
             while True:
-                due = self.store.due_replies(self.clock())
+                due = self.store.due_replies(float("inf") if self.flushing else self.clock())
                 if not due:
                     return
                 progressed = False
