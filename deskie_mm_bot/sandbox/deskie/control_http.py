@@ -47,6 +47,10 @@ def register(app: web.Application, emu: DeskieEmulator) -> None:
         b = await _body(request)
         return {"case": emu.close_case(b["case_id"])}
 
+    async def end_chat(request: web.Request) -> Any:
+        b = await _body(request)
+        return {"case": emu.end_chat(b["case_id"])}
+
     async def set_status(request: web.Request) -> Any:
         b = await _body(request)
         return {"case": emu.set_status(b["case_id"], b["status"])}
@@ -113,6 +117,7 @@ def register(app: web.Application, emu: DeskieEmulator) -> None:
     app.router.add_post("/_emu/agent_reply", route(agent_reply))
     app.router.add_post("/_emu/close_case", route(close_case))
     app.router.add_post("/_emu/set_status", route(set_status))
+    app.router.add_post("/_emu/end_chat", route(end_chat))
     app.router.add_get("/_emu/cases", route(cases))
     app.router.add_get("/_emu/cases/{case_id}/messages", route(messages))
     app.router.add_post("/_emu/outgoing_case", route(outgoing))

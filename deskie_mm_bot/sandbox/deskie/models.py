@@ -189,6 +189,10 @@ class Case:
     custom_fields: dict[str, Any] = field(default_factory=dict)
     labels: list[Any] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
+    # A case of a chat-type (`sync`) custom channel is an *active chat* until Deskie ends it
+    # (inactivity timeout, an agent's "end chat", a rule, closing); any new message reactivates it.
+    chat_active: bool = False
+    chat_activity: float = 0.0
 
     def to_api(self, fmt: Fmt) -> dict[str, Any]:
         closing_speed: Any = "-"

@@ -161,18 +161,21 @@ class DeskieEmulator:
             return _json(403, {"error": "Rate limit exceeded"}, headers)
         return _json(429, {"error": "rate_limit_exceeded"}, headers)
 
-    def _authenticate(self, request: web.Request) -> Any:
+    def _authenticate(self, request: web.Request) -> tuple[Any, int]:
+        """The staff member, or None with the refusal: 401 for a wrong API key, 403 for a staff
+        e-mail the account does not know (how live code reads them, reference §3)."""
         header = request.headers.get("Authorization", "")
         if not header.lower().startswith("basic "):
-            return None
+            return None, 401
         try:
             decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
-            return None
+            return None, 401
         email, sep, key = decoded.partition(":")
         if not sep:
-            return None
-        return self.state.authenticate(email, key)
+            return None, 401
+        staff = self.state.authenticate(email, key)
+        return staff, 0 if staff is not None else self.state.auth_failure_status(email)
 
     async def _handle_api(self, request: web.Request) -> web.StreamResponse:
         query: Query = {k: request.query.getall(k) for k in request.query}
@@ -202,9 +205,9 @@ class DeskieEmulator:
         return resp
 
     async def _serve(self, request: web.Request, query: Query, entry: dict[str, Any]) -> web.Response:
-        staff = self._authenticate(request)
+        staff, refusal = self._authenticate(request)
         if staff is None:
-            return _json(401, {"error": "unauthorized"})
+            return _json(refusal, {"error": "unauthorized" if refusal == 401 else "wrong_login"})
         cost = request_cost(request.method)
         decision = self.limiter.try_consume(cost)
         if not decision.allowed:
@@ -216,8 +219,10 @@ class DeskieEmulator:
             ctx = api.Ctx(self.state, request, staff, query, params)
             status, body, case_id = await handler(ctx)
             entry["case_id"] = case_id
-            if self.variants.empty_list == "array" and set(body) == {"total_count"}:
-                return _json(status, [], headers)
+            if set(body) == {"total_count"} and self.variants.empty_list != "object":
+                root = api.list_root(request.path)
+                empty: Any = [] if self.variants.empty_list == "array" else {root: []}
+                return _json(status, empty, headers)
             return _json(status, body, headers)
         except ApiError as exc:
             return _json(exc.status, {"error": exc.code}, headers)
@@ -322,6 +327,23 @@ class DeskieEmulator:
     def close_case(self, case_id: int | str) -> dict[str, Any]:
         return self.state.set_status(case_id, "closed")
 
+    def end_chat(self, case_id: int | str) -> dict[str, Any]:
+        """An agent's "end chat" on an active chat: it joins the case lists; its status stays."""
+        return self.state.end_chat(case_id)
+
+    def chat_active(self, case_id: int | str) -> bool:
+        return self.state.chat_active(case_id)
+
+    @property
+    def chat_timeout(self) -> float:
+        """The account's chat inactivity timeout in seconds (Deskie's default: 10 minutes)."""
+        return self.state.chat_timeout
+
+    @chat_timeout.setter
+    def chat_timeout(self, seconds: float) -> None:
+        with self.state.lock:
+            self.state.chat_timeout = float(seconds)
+
     def set_status(self, case_id: int | str, status: str) -> dict[str, Any]:
         return self.state.set_status(case_id, status)
 
@@ -330,6 +352,7 @@ class DeskieEmulator:
 
     def get_case(self, case_id: int | str) -> dict[str, Any]:
         with self.state.lock:
+            self.state.expire_chats()
             return self.state.control_case(case_id).to_api(self.state.fmt)
 
     def messages(self, case_id: int | str) -> list[dict[str, Any]]:
