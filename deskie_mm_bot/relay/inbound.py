@@ -367,6 +367,8 @@ class InboundRelay:
                 channel=self.target.channel,
                 sort="created_at_desc",
                 limit=10,
+                # A case merged into another meanwhile is still the one this write made.
+                show_merged_cases="true",
             )
             candidates = page.items
             if candidates:

@@ -327,6 +327,15 @@ class DeskieEmulator:
     def close_case(self, case_id: int | str) -> dict[str, Any]:
         return self.state.set_status(case_id, "closed")
 
+    def set_staff_email(self, old: str, new: str) -> None:
+        """Change an agent's login e-mail: a client still using the old one gets 403 (wrong login)."""
+        with self.state.lock:
+            for st in self.state.staff.values():
+                if st.email.lower() == old.lower():
+                    st.email = new
+                    return
+            raise KeyError(old)
+
     def end_chat(self, case_id: int | str) -> dict[str, Any]:
         """An agent's "end chat" on an active chat: it joins the case lists; its status stays."""
         return self.state.end_chat(case_id)
