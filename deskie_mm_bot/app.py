@@ -63,6 +63,7 @@ EXIT_OK, EXIT_RUNTIME, EXIT_CONFIG = 0, 1, 2
 DRAIN_DEADLINE = 10.0
 CATCHUP_FLOOR = "mm.catchup_floor_ms"
 LOGIN_PATIENCE = 60.0
+FIRST_POLL_PATIENCE = 10.0
 
 
 class Fatal(Exception):
@@ -209,11 +210,11 @@ class BotApp:
             raise Fatal(EXIT_RUNTIME, f"cannot listen on {s.webhook.listen} (webhook.listen): {e.strerror or e}") from None
         # 5. loops
         self._spawn("inbound", self.inbound.run(self.stopping))
-        self._spawn("outbound", self.outbound.run(self.stopping))
+        self._spawn("outbound", self._outbound_after_first_poll())
         self._spawn("group", self._resolve_group_soon())
         self.scheduler = AsyncIOScheduler()
         self.scheduler.add_job(self._job(self.reconciler.poll), "interval", seconds=s.chats.poll_interval,
-                               id="reconcile", max_instances=1, coalesce=True, next_run_time=_soon(2))
+                               id="reconcile", max_instances=1, coalesce=True, next_run_time=_soon(0.2))
         sweep_every = max(0.5, min(30.0, s.chats.idle_timeout / 10))
         self.scheduler.add_job(self._job(self.sweeper.sweep), "interval", seconds=sweep_every,
                                id="idle-sweep", max_instances=1, coalesce=True)
@@ -230,6 +231,13 @@ class BotApp:
         )
         self._spawn("websocket", self.ws.run())
         log.info("deskie-mm-bot running; webhook on http://%s/deskie/webhook/<secret>", s.webhook.listen)
+
+    async def _outbound_after_first_poll(self) -> None:
+        """Answers wait for the first reconciliation after a start (a few seconds at most): answers
+        given while the bot was away come by poll, while their webhooks may be retried at once."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.reconciler.first_poll_done.wait(), timeout=FIRST_POLL_PATIENCE)
+        await self.outbound.run(self.stopping)
 
     async def _login(self) -> dict[str, Any]:
         """Log in, waiting out a Mattermost that is restarting (up to a minute) before giving up."""

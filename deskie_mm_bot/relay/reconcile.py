@@ -6,6 +6,7 @@ messages of only those cases that changed. The cost does not grow with the numbe
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
@@ -79,9 +80,18 @@ class Reconciler:
         self.on_new_replies = on_new_replies
         self.adopt_unknown = adopt_unknown
         self.polls = 0
+        # Set once a poll has run (or failed) since start: what was answered while the bot was away
+        # is then in the ledger, and answers can go out in Deskie's order.
+        self.first_poll_done = asyncio.Event()
 
     async def poll(self) -> int:
         """One reconciliation pass; returns how many missed answers were queued."""
+        try:
+            return await self._poll()
+        finally:
+            self.first_poll_done.set()
+
+    async def _poll(self) -> int:
         params: dict[str, Any] = {"channel": self.channel, "limit": 100}
         cursor = self.store.get_cursor(CURSOR)
         cases = await self._changed_since(cursor, params) if cursor else None

@@ -491,10 +491,14 @@ class Store:
             return False
 
     def due_replies(self, now: float, limit: int = 50) -> list[Reply]:
-        """Answers to post now, oldest first. An answer waiting for a retry holds back the later
-        answers of its chat, so a chat's answers always arrive in order."""
+        """Answers to post now, in Deskie's order. An answer waiting for a retry holds back the later
+        answers of its chat, so a chat's answers always arrive in order. Deskie's message ids grow
+        with time, so a chat's queue goes by id (one being posted first), whichever door brought each
+        answer first: a webhook retried after a restart must not overtake the answers the poll finds."""
         rows = self._all(
-            "SELECT * FROM replies WHERE state IN ('pending', 'posting') ORDER BY id LIMIT ?", (limit * 4,)
+            "SELECT * FROM replies WHERE state IN ('pending', 'posting')"
+            " ORDER BY state = 'posting' DESC, message_id IS NULL, message_id, id LIMIT ?",
+            (limit * 4,),
         )
         due: list[Reply] = []
         blocked: set[tuple[str, int]] = set()

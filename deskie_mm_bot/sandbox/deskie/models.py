@@ -62,6 +62,7 @@ class CustomChannel:
     title: str
     channel_type: str
     webhook_url: str | None
+    active: bool = True
 
     def to_api(self) -> dict[str, Any]:
         return {
@@ -71,7 +72,7 @@ class CustomChannel:
             "channel_type": self.channel_type,
             "icon": "fa-question-circle",
             "webhook_url": self.webhook_url or "",
-            "active": True,
+            "active": self.active,
         }
 
 

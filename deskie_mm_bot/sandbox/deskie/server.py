@@ -273,6 +273,11 @@ class DeskieEmulator:
     def set_webhook_url(self, channel_api_key: str, url: str | None) -> None:
         self.state.set_webhook_url(channel_api_key, url)
 
+    def set_channel_active(self, channel_api_key: str, active: bool) -> None:
+        """Switch a custom channel off (or on) as an admin can in Deskie's channel settings."""
+        with self.state.lock:
+            self.state.channels[channel_api_key].active = active
+
     def set_webhook_enabled(self, enabled: bool) -> None:
         self.webhooks.enabled = bool(enabled)
 
