@@ -195,7 +195,7 @@ class BotApp:
         )
         self.outbound = OutboundRelay(self.store, MattermostPoster(self.rest), clock=self.clock,
                                        open_outgoing=self.open_outgoing, on_note=self.inbound.wake)
-        self.reconciler = Reconciler(self.store, self.deskie, d.channel, self.pool, on_new_replies=self.outbound.wake,
+        self.reconciler = Reconciler(self.store, self.deskie, d.channel, self.pool, on_new_replies=self.outbound.wake, clock=self.clock,
                                      adopt_unknown=self.adopt_unknown_case)
         self.sweeper = IdleSweeper(self.store, self.deskie, s.chats.idle_timeout, self.pool, clock=self.clock)
         self.metrics.read_totals_from(self.metric_totals)
@@ -214,7 +214,7 @@ class BotApp:
         self._spawn("group", self._resolve_group_soon())
         self.scheduler = AsyncIOScheduler()
         self.scheduler.add_job(self._job(self.reconciler.poll), "interval", seconds=s.chats.poll_interval,
-                               id="reconcile", max_instances=1, coalesce=True, next_run_time=_soon(0.2))
+                               id="reconcile", max_instances=1, coalesce=True)
         sweep_every = max(0.5, min(30.0, s.chats.idle_timeout / 10))
         self.scheduler.add_job(self._job(self.sweeper.sweep), "interval", seconds=sweep_every,
                                id="idle-sweep", max_instances=1, coalesce=True)
@@ -233,10 +233,11 @@ class BotApp:
         log.info("deskie-mm-bot running; webhook on http://%s/deskie/webhook/<secret>", s.webhook.listen)
 
     async def _outbound_after_first_poll(self) -> None:
-        """Answers wait for the first reconciliation after a start (a few seconds at most): answers
-        given while the bot was away come by poll, while their webhooks may be retried at once."""
+        """A reconciliation at once, and answers wait for it (a few seconds at most): answers given
+        while the bot was away come by poll, while their webhooks may be retried at once; the ledger
+        then posts them in Deskie's order."""
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self.reconciler.first_poll_done.wait(), timeout=FIRST_POLL_PATIENCE)
+            await asyncio.wait_for(self._job(self.reconciler.poll)(), timeout=FIRST_POLL_PATIENCE)
         await self.outbound.run(self.stopping)
 
     async def _login(self) -> dict[str, Any]:
@@ -614,12 +615,6 @@ class BotApp:
         m.open_chats.set(self.store.count_conversations("active"))
         if self.deskie:
             m.budget_available.set(self.deskie.budget.available())
-
-
-def _soon(seconds: float) -> Any:
-    from datetime import datetime, timedelta
-
-    return datetime.now().astimezone() + timedelta(seconds=seconds)
 
 
 __all__ = ["BotApp", "Fatal", "EXIT_OK", "EXIT_RUNTIME", "EXIT_CONFIG", "DeskieRejected"]
