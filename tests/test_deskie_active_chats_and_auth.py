@@ -7,6 +7,8 @@ import sqlite3
 import time
 from collections.abc import Callable
 
+import pytest
+
 from deskie_mm_bot.sandbox_runner import STAFF_EMAIL, World
 from tests.harness import BotProcess, bot_posts, cases_of, customer_texts, first_case, make_bot, wait_for, world
 
@@ -72,4 +74,28 @@ def test_a_403_stops_the_bot_naming_the_staff_email_and_a_restart_delivers_every
     assert customer_texts(world, case["case_id"]) == ["first", "second"]
     other = next(c for c in cases_of(world) if c["case_id"] != case["case_id"])
     assert [t.split(": ", 1)[-1] for t in customer_texts(world, other["case_id"])] == ["@helpbot a new chat"]
+    assert bot.stop() == 0
+
+
+@pytest.mark.parametrize("bumps", [False, True], ids=["end_keeps_updated_at", "end_moves_updated_at"])
+def test_a_chat_deskie_ended_goes_on_in_the_same_case_either_way(
+    world: World, make_bot: Callable[..., BotProcess], bumps: bool
+) -> None:
+    """Whether ending a chat moves `updated_at` is unknown (§5.7): the chat goes on in its case."""
+    world.dk.variants.chat_end_bumps_updated = bumps
+    bot = make_bot().start()
+    world.mm.post_as(world.jane["id"], world.jane_dm["id"], "hello")
+    case = first_case(world)
+    world.dk.agent_reply(case["case_id"], content="hi, how can I help?")
+    wait_for(lambda: bot_posts(world, world.jane_dm["id"]), 15, "the first answer")
+    world.dk.end_chat(case["case_id"])
+    time.sleep(2.5)  # polls see the ended chat (and, in one variant, its new updated_at)
+    world.mm.post_as(world.jane["id"], world.jane_dm["id"], "one more thing")
+    wait_for(lambda: len(customer_texts(world, case["case_id"])) == 2, 15, "the message in the same case")
+    assert world.dk.chat_active(case["case_id"])  # reactivated by the message
+    world.dk.agent_reply(case["case_id"], content="sure")
+    wait_for(lambda: len(bot_posts(world, world.jane_dm["id"])) == 2, 15, "the second answer")
+    time.sleep(2.0)
+    assert [p["message"] for p in bot_posts(world, world.jane_dm["id"])] == ["hi, how can I help?", "sure"]
+    assert len(cases_of(world)) == 1
     assert bot.stop() == 0
