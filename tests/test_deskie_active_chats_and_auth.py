@@ -10,7 +10,16 @@ from collections.abc import Callable
 import pytest
 
 from deskie_mm_bot.sandbox_runner import STAFF_EMAIL, World
-from tests.harness import BotProcess, bot_posts, cases_of, customer_texts, first_case, make_bot, wait_for, world
+from tests.harness import (
+    BotProcess,
+    bot_posts,
+    cases_of,
+    customer_texts,
+    first_case,
+    make_bot,
+    wait_for,
+    world,
+)
 
 __all__ = ["make_bot", "world"]
 
