@@ -60,7 +60,9 @@ def test_init_default_file_is_bot_config_yaml_in_the_current_folder(tmp_path: Pa
 
 
 def test_the_package_example_is_the_repo_root_example() -> None:
-    assert (REPO / "deskie_mm_bot" / "data" / EXAMPLE_NAME).read_bytes() == (REPO / EXAMPLE_NAME).read_bytes()
+    shipped = REPO / "deskie_mm_bot" / "data" / EXAMPLE_NAME
+    assert shipped.read_bytes() == (REPO / EXAMPLE_NAME).read_bytes(), (
+        f"the two examples differ: after editing one, cp it over the other ({EXAMPLE_NAME}, {shipped})")
 
 
 def test_a_built_package_carries_the_example(tmp_path: Path) -> None:
