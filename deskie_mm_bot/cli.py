@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 import click
 
 from .config import ConfigError, Settings, load_config, redact
+from .sdnotify import announce
 
 EXIT_RUNTIME, EXIT_CONFIG = 1, 2
 # `start --detach` hands the bot the write end of a pipe; the bot writes one byte once it has started.
@@ -121,8 +122,12 @@ def run_bot(settings: Settings) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, app.request_stop)
+        systemd = asyncio.create_task(announce(app.started, app.stopping))  # Type=notify units
         if ready_fd is None:
-            return await app.run()
+            try:
+                return await app.run()
+            finally:
+                systemd.cancel()
 
         async def tell_started() -> None:
             await app.started.wait()
@@ -134,6 +139,7 @@ def run_bot(settings: Settings) -> int:
             return await app.run()
         finally:
             notifier.cancel()
+            systemd.cancel()
             with contextlib.suppress(OSError):
                 os.close(ready_fd)
 
@@ -284,6 +290,13 @@ def status(config_path: str, as_json: bool) -> None:
 @click.option("--online", is_flag=True, help="Also prove both credentials and permissions.")
 def check(config_path: str, online: bool) -> None:
     """Validate the config (offline); `--online` also checks Mattermost and Deskie."""
+    from .placeholders import placeholders_in_file
+
+    placeholders = placeholders_in_file(config_path, os.environ)
+    if placeholders:  # every one at once: a fresh `init` file has several
+        for p in placeholders:
+            click.echo(f"config error: {p}", err=True)
+        sys.exit(EXIT_CONFIG)
     settings = _load(config_path)
     _warn_insecure(settings)
     if not online:
@@ -337,6 +350,29 @@ def send(config_path: str, to: str, subject: str | None, text: str) -> None:
         _die(EXIT_CONFIG, f"usage error: --to: {e}")
     except Exception as e:
         _die(EXIT_RUNTIME, redact(f"send failed: {e}", settings.secrets()))
+
+
+@main.command()
+@config_option
+def init(config_path: str) -> None:
+    """Write the commented example config to -c FILE; never overwrites."""
+    from .placeholders import example_text
+
+    path = Path(config_path).expanduser()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "x", encoding="utf-8") as out:  # "x": an existing file (or symlink) is kept
+            try:
+                out.write(example_text())
+            except OSError:
+                path.unlink()  # a half-written example would block the next `init`
+                raise
+    except FileExistsError:
+        _die(EXIT_CONFIG, f"usage error: {config_path} already exists; not overwritten")
+    except OSError as e:
+        _die(EXIT_CONFIG, f"usage error: cannot write {config_path}: {e.strerror or e}")
+    click.echo(f"wrote {config_path}: fill in your values (secrets stay in the environment), "
+               f"then run: deskie-mm-bot check -c {config_path}")
 
 
 @main.command()
