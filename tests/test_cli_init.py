@@ -99,6 +99,10 @@ def test_check_names_every_placeholder_of_a_fresh_init(tmp_path: Path) -> None:
     assert any(line.startswith("config error: deskie.channel: 'cch12' is the example's placeholder") for line in lines)
 
     secrets = {"MM_BOT_TOKEN": "tok", "DESKIE_API_KEY": "key", "DESKIE_WEBHOOK_SECRET": "s" * 32}
+    r = cli("check", "-c", str(path), **secrets)  # offline, made-up values are pointed at, not refused
+    assert r.returncode == 0 and "config ok" in r.stdout
+    warned = [line.removeprefix("warning: ").split(":")[0] for line in r.stderr.strip().splitlines()]
+    assert warned == ["mattermost.url", "deskie.url", "deskie.staff_email", "deskie.channel"]
     r = cli("check", "--online", "-c", str(path), **secrets)  # stops before any connection
     assert r.returncode == 2
     keys = [line.removeprefix("config error: ").split(":")[0] for line in r.stderr.strip().splitlines()]
