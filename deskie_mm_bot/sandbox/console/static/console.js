@@ -431,15 +431,16 @@ function renderCase(scroll) {
   const group = S.dk.groups.find((g) => g.group_id === c.group_id);
   const closed = c.status === "closed";
   head.replaceChildren(
+    el("div", { class: "head-main" },
+      el("h2", {}, c.subject, el("span", { class: `badge st-${c.status}` }, c.status),
+        el("span", { class: `badge ${c.chat_active ? "live" : "ended"}` }, c.chat_active ? "live chat" : "chat ended")),
+      el("div", { class: "hint" }, `#${c.case_number} · ${customerName(c)} · group ${group ? group.group_title : c.group_id}`)),
     el("div", { class: "actions" },
       el("button", { type: "button", id: "end-chat", disabled: !c.chat_active, title: "End the live chat (the case keeps its status)",
         onclick: () => dk("end_chat", { case_id: c.case_id }).then(() => toast("Chat ended")).catch(failed("End chat")) }, "End chat"),
       closed
         ? el("button", { type: "button", id: "reopen", onclick: () => dk("set_status", { case_id: c.case_id, status: "open" }).catch(failed("Reopen")) }, "Reopen")
-        : el("button", { type: "button", id: "close-case", onclick: () => dk("close_case", { case_id: c.case_id }).then(() => toast("Case closed")).catch(failed("Close")) }, "Close case")),
-    el("h2", {}, c.subject, el("span", { class: `badge st-${c.status}` }, c.status),
-      el("span", { class: `badge ${c.chat_active ? "live" : "ended"}` }, c.chat_active ? "live chat" : "chat ended")),
-    el("div", { class: "hint" }, `#${c.case_number} · ${customerName(c)} · group ${group ? group.group_title : c.group_id}`));
+        : el("button", { type: "button", id: "close-case", onclick: () => dk("close_case", { case_id: c.case_id }).then(() => toast("Case closed")).catch(failed("Close")) }, "Close case")));
   const render = () => box.replaceChildren(...c.messages.map((m) => {
     const kind = m.note ? "note" : m.user_id ? "customer" : "agent";
     const who = kind === "customer" ? customerName(c) : staffName(m.staff_id);
