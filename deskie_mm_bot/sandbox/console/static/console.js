@@ -106,6 +106,7 @@ function inline(s) {
     .replace(/~~([^~]+)~~/g, "<s>$1</s>");
   return s.replace(/\u0001(\d+)\u0001/g, (_, i) => codes[+i]);
 }
+const GAP = '<div class="gap"></div>';  // a blank line: paragraph spacing, not an empty line
 function markdown(text) {
   const out = [];
   let list = null;
@@ -132,13 +133,13 @@ function markdown(text) {
     } else if ((m = /^#{1,6}\s+(.*)$/.exec(line))) {
       close(); out.push(`<p><strong>${inline(m[1])}</strong></p>`);
     } else if (line.trim() === "") {
-      close(); if (out.length) out.push("<p>&nbsp;</p>");
+      close(); if (out.length) out.push(GAP);
     } else {
       close(); out.push(`<p>${inline(line)}</p>`);
     }
   }
   close();
-  while (out.length && out[out.length - 1] === "<p>&nbsp;</p>") out.pop();
+  while (out.length && out[out.length - 1] === GAP) out.pop();
   const div = el("div", { class: "text" });
   div.innerHTML = out.join("");
   return div;
