@@ -7,6 +7,7 @@ installs Debian's `chromium`). The screenshot is kept in $DESKIE_TEST_ARTIFACTS 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -53,14 +54,15 @@ def test_console_round_trip_in_a_browser(tmp_path: Path, capsys: pytest.CaptureF
     if exe is None:
         pytest.skip("no Chromium found (apt-get install chromium, or set DESKIE_TEST_CHROMIUM)")
     t0 = time.monotonic()
-    with running_sandbox("--no-browser", "--port", "0", workdir=tmp_path / "sandbox") as sb, \
-            sync_api.sync_playwright() as pw:
+    stack = contextlib.ExitStack()  # the sandbox, started once the browser is known to work
+    with stack, sync_api.sync_playwright() as pw:
         try:
             browser = pw.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_FLAGS, timeout=30_000)
         except sync_api.Error as e:
             pytest.skip(f"Chromium at {exe} did not start: {str(e).splitlines()[0]}")
         expect = sync_api.expect
         try:
+            sb = stack.enter_context(running_sandbox("--no-browser", "--port", "0", workdir=tmp_path / "sandbox"))
             page = browser.new_page(viewport={"width": 1440, "height": 900})
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
