@@ -226,6 +226,20 @@ function renderConvs() {
   ].flat(2).filter(Boolean));
 }
 
+async function addPerson() {
+  const name = (prompt("Username of the new person (letters, digits, . _ -)", "") || "").trim().toLowerCase();
+  if (!name) return;
+  if (!/^[a-z][a-z0-9._-]{0,21}$/.test(name)) { toast("A username starts with a letter: letters, digits, . _ -", true); return; }
+  try {
+    const user = await mm("users", { username: name, first_name: name[0].toUpperCase() + name.slice(1), last_name: "" });
+    for (const t of S.mm.teams) await mm("team_members", { team_id: t.id, user_id: user.id });
+    for (const c of S.mm.channels.filter((c) => c.type === "O" && !c.delete_at)) await mm("channel_members", { channel_id: c.id, user_id: user.id });
+    S.me = user.id;
+    await refreshMM();
+    toast(`You are now @${name}`);
+  } catch (e) { toast(`Could not add @${name}: ${e.message}`, true); }
+}
+
 async function openConv(id) {
   if (id === "dm-bot") {
     try {
@@ -646,6 +660,7 @@ async function main() {
     if (!S.convOf[S.me]) { const dm = dmWithBot(S.me); if (dm) S.convOf[S.me] = dm.id; }
     renderConvs(); await loadPosts();
   });
+  $("add-person").addEventListener("click", addPerson);
   $("mm-compose").addEventListener("submit", sendPost);
   $("mm-text").addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); $("mm-compose").requestSubmit(); }
