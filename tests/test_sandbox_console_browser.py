@@ -66,20 +66,21 @@ def test_console_round_trip_in_a_browser(tmp_path: Path, capsys: pytest.CaptureF
             page = browser.new_page(viewport={"width": 1440, "height": 900})
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("dialog", lambda d: (errors.append(f"dialog: {d.message}"), d.dismiss()))
             page.goto(sb.url)
 
-            # The customer: Jane writes to the bot in a direct message.
+            # The customer: Jane writes to the bot in a direct message (markup she types stays text).
             page.select_option("#me", label="Jane Doe (@jane)")
             page.locator("#convs .item", has_text="@helpbot").click()
-            page.fill("#mm-text", "My printer is on fire")
+            page.fill("#mm-text", "My printer is on fire <img src=x onerror=alert(1)>")
             page.press("#mm-text", "Enter")
-            expect(page.locator("#posts .post", has_text="My printer is on fire")).to_be_visible()
+            expect(page.locator("#posts .post", has_text="My printer is on fire <img")).to_be_visible()
 
             # The case appears in the Deskie pane, live.
             case = page.locator("#cases .item", has_text="My printer is on fire")
             expect(case).to_be_visible(timeout=15_000)
             case.click()
-            expect(page.locator("#messages .msg.customer")).to_contain_text("My printer is on fire")
+            expect(page.locator("#messages .msg.customer")).to_contain_text("My printer is on fire <img")
             expect(page.locator("#case-head")).to_contain_text("Jane Doe (@jane)")
 
             # The agent answers with formatting; the bot brings it into the DM as Markdown.
@@ -95,6 +96,7 @@ def test_console_round_trip_in_a_browser(tmp_path: Path, capsys: pytest.CaptureF
 
             shot = artifacts_dir(tmp_path) / "console-round-trip.png"
             page.screenshot(path=str(shot))
+            assert page.locator("#posts img, #messages img").count() == 0
             assert errors == []
         finally:
             browser.close()
