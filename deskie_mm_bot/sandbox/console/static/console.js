@@ -654,7 +654,9 @@ async function follow(side, refresh) {
 // ------------------------------------------------------------------ start
 async function main() {
   S.cfg = await call("/console/config.json");
-  $("mm-mode").textContent = `bot @${S.cfg.bot.username} · ${S.cfg.bot.reply_mode === "thread" ? "thread replies" : "group chat"} · ${S.cfg.bot.mention_only ? "mention only in channels" : "all posts in channels"}`;
+  const mode = $("mm-mode");
+  mode.textContent = `${S.cfg.bot.reply_mode === "thread" ? "thread replies" : "group chat"} · ${S.cfg.bot.mention_only ? "@mention only" : "all posts"}`;
+  mode.title = `The bot's chat settings (sandbox --reply-mode, --all-posts): answers ${S.cfg.bot.reply_mode === "thread" ? "in the thread of each post" : "at the top level"}; in channels it relays ${S.cfg.bot.mention_only ? "only posts that mention it" : "every post"}`;
   $("me").addEventListener("change", async (e) => {
     S.me = e.target.value; S.replyTo = ""; S.editing = ""; renderComposerContext();
     if (!S.convOf[S.me]) { const dm = dmWithBot(S.me); if (dm) S.convOf[S.me] = dm.id; }
