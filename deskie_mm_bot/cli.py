@@ -387,11 +387,17 @@ def init(config_path: str) -> None:
               help="In channels, relay only posts that @mention the bot.")
 @click.option("--workdir", type=click.Path(file_okay=False), default=None,
               help="Where the sandbox keeps its config and state (default: a temporary folder).")
-def sandbox(demo: bool, reply_mode: str, mention_only: bool, workdir: str | None) -> None:
-    """Start local Mattermost and Deskie emulators and the bot wired to them."""
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help="Port of the console page on 127.0.0.1 (default 8765, or a free one if that is taken).")
+@click.option("--no-browser", is_flag=True, help="Do not open the console in a browser.")
+def sandbox(demo: bool, reply_mode: str, mention_only: bool, workdir: str | None, port: int | None,
+            no_browser: bool) -> None:
+    """Start local Mattermost and Deskie emulators, the bot wired to them, and a console page in the
+    browser where you play the customers and the agents."""
     from .sandbox_runner import run_sandbox
 
-    sys.exit(run_sandbox(demo=demo, reply_mode=reply_mode, mention_only=mention_only, workdir=workdir))
+    sys.exit(run_sandbox(demo=demo, reply_mode=reply_mode, mention_only=mention_only, workdir=workdir,
+                         port=port, open_browser=not no_browser))
 
 
 if __name__ == "__main__":

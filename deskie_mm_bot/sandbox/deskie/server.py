@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from ..changes import ChangeFeed
 from . import api, control_http
 from .faults import Fault, FaultPlan
 from .forms import MAX_TOTAL_BYTES, BodyError
@@ -57,6 +58,7 @@ class DeskieEmulator:
         self._log_lock = threading.Lock()
         self._request_log: list[dict[str, Any]] = []
         self._count_429 = 0
+        self.changes = ChangeFeed()  # bumped by every write: what the sandbox console waits on
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -108,6 +110,7 @@ class DeskieEmulator:
         addr = self._runner.addresses[0]
         self.port = int(addr[1])
         self.state.base_url = self.url
+        self.changes.bind(asyncio.get_running_loop())
 
     def stop(self) -> None:
         loop, thread = self._loop, self._thread
@@ -192,6 +195,8 @@ class DeskieEmulator:
             self._request_log.append(entry)
         resp = await self._api_response(request, query, entry)
         entry["status"] = resp.status
+        if request.method != "GET":
+            self.changes.bump()
         return resp
 
     async def _api_response(self, request: web.Request, query: Query, entry: dict[str, Any]) -> web.Response:
@@ -314,7 +319,9 @@ class DeskieEmulator:
         staff_id: int | None = None,
         attachments: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
-        return self.state.agent_reply(case_id, content, html, note, staff_id, attachments)
+        message = self.state.agent_reply(case_id, content, html, note, staff_id, attachments)
+        self.changes.bump()
+        return message
 
     def create_outgoing_case(
         self,
@@ -325,12 +332,14 @@ class DeskieEmulator:
         staff_id: int | None = None,
         subject: str | None = None,
     ) -> dict[str, Any]:
-        return self.state.create_outgoing_case(
+        case = self.state.create_outgoing_case(
             channel, user_custom_id, user_full_name, content, staff_id, subject
         )
+        self.changes.bump()
+        return case
 
     def close_case(self, case_id: int | str) -> dict[str, Any]:
-        return self.state.set_status(case_id, "closed")
+        return self.set_status(case_id, "closed")
 
     def set_staff_email(self, old: str, new: str) -> None:
         """Change an agent's login e-mail: a client still using the old one gets 403 (wrong login)."""
@@ -343,7 +352,9 @@ class DeskieEmulator:
 
     def end_chat(self, case_id: int | str) -> dict[str, Any]:
         """An agent's "end chat" on an active chat: it joins the case lists; its status stays."""
-        return self.state.end_chat(case_id)
+        case = self.state.end_chat(case_id)
+        self.changes.bump()
+        return case
 
     def chat_active(self, case_id: int | str) -> bool:
         return self.state.chat_active(case_id)
@@ -359,7 +370,9 @@ class DeskieEmulator:
             self.state.chat_timeout = float(seconds)
 
     def set_status(self, case_id: int | str, status: str) -> dict[str, Any]:
-        return self.state.set_status(case_id, status)
+        case = self.state.set_status(case_id, status)
+        self.changes.bump()
+        return case
 
     def cases(self, channel: str | None = None) -> list[dict[str, Any]]:
         return self.state.cases_list(channel)
@@ -397,6 +410,10 @@ class DeskieEmulator:
 
     def set_rate_limit(self, rpm: int, window_seconds: float | None = None) -> None:
         self.limiter.configure(rpm, window_seconds)
+
+    def outage_left(self) -> float:
+        """Seconds left of the current outage (0 when none)."""
+        return self.faults.outage_left()
 
     # --------------------------------------------------- control: counters
     @property
@@ -437,6 +454,7 @@ class DeskieEmulator:
             "webhook_deliveries": len(self.webhook_deliveries),
             "rate_limit_per_minute": d.limit,
             "api_calls_left": d.left,
+            "outage_left": round(self.outage_left(), 1),
         }
 
     @staticmethod
