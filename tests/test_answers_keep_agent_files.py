@@ -40,7 +40,11 @@ def bot_uploads(world: World) -> list[dict[str, Any]]:
         return [dict(info) for info, _ in world.mm.state.files.values() if info["user_id"] == world.bot["id"]]
 
 
-def test_an_agents_file_arrives_attached_not_as_a_link(world: World, make_bot: Callable[..., BotProcess]) -> None:
+@pytest.mark.parametrize("webhook_files", ["detailed", "url_only"])
+def test_an_agents_file_arrives_attached_not_as_a_link(
+    world: World, make_bot: Callable[..., BotProcess], webhook_files: str
+) -> None:
+    world.dk.variants.webhook_attachments = webhook_files
     make_bot().start()
     case = ask(world)
     world.dk.agent_reply(case["case_id"], content="the manual is attached",
@@ -50,7 +54,11 @@ def test_an_agents_file_arrives_attached_not_as_a_link(world: World, make_bot: C
     assert attached(world, post) == [("manual v2.pdf", b"%PDF-1.4")]
 
 
-def test_seven_files_make_two_posts_in_order(world: World, make_bot: Callable[..., BotProcess]) -> None:
+@pytest.mark.parametrize("webhook_files", ["detailed", "url_only"])
+def test_seven_files_make_two_posts_in_order(
+    world: World, make_bot: Callable[..., BotProcess], webhook_files: str
+) -> None:
+    world.dk.variants.webhook_attachments = webhook_files  # with names, or (as live receivers see) URLs only
     make_bot().start()
     case = ask(world)
     world.dk.agent_reply(case["case_id"], content="all seven", attachments=[pdf(i) for i in range(1, 8)])
@@ -63,16 +71,18 @@ def test_seven_files_make_two_posts_in_order(world: World, make_bot: Callable[..
     assert len(bot_posts(world, world.jane_dm["id"])) == 2 and len(bot_uploads(world)) == 7
 
 
+@pytest.mark.parametrize("webhook_files", ["detailed", "url_only"])
 def test_a_file_gone_or_too_large_is_named_and_the_agent_told(
-    world: World, make_bot: Callable[..., BotProcess]
+    world: World, make_bot: Callable[..., BotProcess], webhook_files: str
 ) -> None:
+    world.dk.variants.webhook_attachments = webhook_files
     world.mm.settings.max_file_size = 1000  # FileSettings.MaxFileSize
     make_bot().start()
     case = ask(world)
     gone_url = f"{world.dk.url}/files/999999/old%20invoice.pdf"
     world.dk.agent_reply(case["case_id"], content="three files", attachments=[
         {"file_name": "big.bin", "data": b"x" * 2000, "mime_type": "application/octet-stream"},
-        {"url": gone_url},
+        {"url": gone_url, "file_name": "old invoice.pdf"},
         {"file_name": "small.txt", "data": b"ok", "mime_type": "text/plain"},
     ])
     (post,) = wait_for(lambda: bot_posts(world, world.jane_dm["id"]), what="the answer")

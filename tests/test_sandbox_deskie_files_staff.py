@@ -58,7 +58,7 @@ def test_file_urls_can_need_the_api_credentials(emu: DeskieEmulator, s: requests
     msg = emu.agent_reply(case["case_id"], content="x", attachments=[{"file_name": "a.txt", "data": b"abc"}])
     url = msg["attachments"][0]["url"]
     assert requests.get(url, timeout=5).status_code == 401
-    assert requests.get(url, auth=("someone@else.io", "wrong"), timeout=5).status_code == 401
+    assert requests.get(url, auth=(EMAIL, "wrong"), timeout=5).status_code == 401
     assert s.get(url).content == b"abc"
     assert emu.file_downloads == [msg["attachments"][0]["file_id"]]
 

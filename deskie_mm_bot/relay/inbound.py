@@ -284,11 +284,13 @@ class InboundRelay:
                     content_html=content_html,
                 )
                 self.store.touch_conversation(conv.id, "customer", int(msg.get("message_id") or 0))
+                self.store.record_own_write(conv.id, msg.get("created_at"))
             else:
                 assert conv is not None and conv.case_id is not None
                 note = await off_loop(self.pool, self.deskie.add_note, conv.case_id, content)
                 # Without this, a later note with the same text would be matched to this one when verified.
                 self.store.saw_message_id(conv.id, int(note.get("message_id") or 0))
+                self.store.record_own_write(conv.id, note.get("created_at"))
         except DeskieRejected as e:
             if batch.op in ("add_message", "add_note") and conv is not None and await self._case_gone(conv, e):
                 if batch.op == "add_note":
@@ -338,6 +340,7 @@ class InboundRelay:
             case_updated_at=None,
             finishes_batch=batch.id,
         )
+        self.store.record_own_write(conv.id, case.get("updated_at"))
         # Where the chat's status reactions go: its first post, or the thread's root in thread mode.
         self.store.note_first_post(conv.id, first.channel_id, first.reply_root_id or first.post_id)
 
@@ -397,6 +400,8 @@ class InboundRelay:
                 channel=self.target.channel,
                 sort="created_at_desc",
                 limit=10,
+                # A case merged into another meanwhile is still the one this write made.
+                show_merged_cases="true",
             )
             candidates = page.items
             if candidates:
