@@ -213,7 +213,8 @@ class OutboundRelay:
 
     def _tell_agent(self, reply: Reply, conv: Conversation, reason: str) -> None:
         """An answer Mattermost will never take is not dropped silently: the agent gets a note."""
-        clip = reply.body if len(reply.body) <= 300 else reply.body[:299] + "\u2026"
+        what = reply.body or ", ".join(file_name(a) for a in reply.attachments)
+        clip = what if len(what) <= 300 else what[:299] + "\u2026"
         self._note(reply, conv, f"undeliverable:{reply.id}",
                    f"This answer could not be posted in Mattermost ({reason}); the customer has not seen it: "
                    f"\u201c{clip}\u201d")
