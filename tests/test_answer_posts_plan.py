@@ -27,6 +27,8 @@ def test_the_name_goes_on_the_first_line_or_above_a_block() -> None:
     assert with_agent_name("Anna Smith", "Hello!") == "Anna Smith: Hello!"
     assert with_agent_name("Anna Smith", "- one\n- two") == "Anna Smith:\n\n- one\n- two"
     assert with_agent_name("Anna Smith", "> quoted") == "Anna Smith:\n\n> quoted"
+    assert with_agent_name("Anna Smith", "1. first\n2. second") == "Anna Smith:\n\n1. first\n2. second"
+    assert with_agent_name("Anna Smith", "10 minutes, please") == "Anna Smith: 10 minutes, please"
     assert with_agent_name("Anna Smith", "```\ncode\n```") == "Anna Smith:\n\n```\ncode\n```"
     assert with_agent_name("Anna Smith", "") == "Anna Smith:"
     assert with_agent_name("", "Hello!") == "Hello!"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -74,6 +75,7 @@ def plan_posts(body: str, n_files: int) -> list[tuple[str, range]]:
     return posts
 
 
+_ORDERED_ITEM = re.compile(r"^\d{1,9}[.)](\s|$)")
 _MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\*_`~[]<>#|"})
 
 
@@ -86,7 +88,7 @@ def with_agent_name(name: str, body: str) -> str:
     first = body.lstrip("\n").split("\n", 1)[0].lstrip()
     if not body.strip():
         return label
-    if first[:1] in ("-", "*", "+", ">", "#", "|", "`", "~") or first[:1].isdigit() or body.startswith("    "):
+    if first[:1] in ("-", "*", "+", ">", "#", "|", "`", "~") or _ORDERED_ITEM.match(first) or body.startswith("    "):
         return f"{label}\n\n{body}"
     return f"{label} {body}"
 
