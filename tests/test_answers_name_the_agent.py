@@ -57,6 +57,17 @@ def test_a_long_answer_names_the_agent_in_its_first_part_only(
     assert all("Anna Smith" not in p for p in parts[1:])
 
 
+def test_a_webhook_without_staff_id_still_names_the_agent(
+    world: World, make_bot: Callable[..., BotProcess]
+) -> None:
+    world.dk.variants.webhook_omit = {"staff_id"}  # the reference has staff_id from one library only
+    anna = world.dk.add_staff("anna.smith@sandbox.local", "Anna Smith")
+    make_bot(agent_name=True).start()
+    case = ask(world)
+    world.dk.agent_reply(case["case_id"], content="found it", staff_id=anna["staff_id"])
+    assert answers(world, 1) == ["Anna Smith: found it"]
+
+
 def test_a_rules_message_is_posted_without_a_name(world: World, make_bot: Callable[..., BotProcess]) -> None:
     make_bot(agent_name=True).start()
     case = ask(world)

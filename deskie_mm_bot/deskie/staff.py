@@ -59,6 +59,25 @@ class StaffNames:
         except Exception:  # the lookup's own failure is logged there; the answer does not wait for it
             return ""
 
+    async def name_of_answer(self, staff_id: int | None, case_id: int, message_id: int | None) -> str:
+        """The name for an answer; a webhook that left out `staff_id` is completed from the case's
+        messages (one read, within the same patience)."""
+        if staff_id or not message_id:
+            return await self.name_of(staff_id)
+        started = self.clock()
+        try:
+            page = await asyncio.wait_for(
+                off_loop(self.pool, self.deskie.list_messages, case_id, order="desc", limit=100,
+                         priority=Priority.DIRECTORY),
+                timeout=PATIENCE,
+            )
+        except (asyncio.TimeoutError, DeskieError) as e:
+            log.info("answer %s: its agent is not known (%s); posted without a name", message_id, e or "timeout")
+            return ""
+        author = next((int(m.get("staff_id") or 0) for m in page.items
+                       if int(m.get("message_id") or 0) == message_id), 0)
+        return await self.name_of(author, max(0.1, PATIENCE - (self.clock() - started)))
+
     async def _lookup(self, staff_id: int) -> str:
         try:
             staff = await off_loop(self.pool, self._get, staff_id)

@@ -53,7 +53,9 @@ class Poster(Protocol):
 
 
 class AgentNames(Protocol):
-    async def name_of(self, staff_id: int | None) -> str: ...
+    async def name_of_answer(self, staff_id: int | None, case_id: int, message_id: int | None) -> str:
+        """The agent's full name, or "" when it cannot be had at once; never raises."""
+        ...
 
 
 class PermanentPostError(Exception):
@@ -245,7 +247,9 @@ class OutboundRelay:
             return reply.agent_name
         if reply.state == "posting":
             return ""  # begun before names were kept: its parts must stay as they were
-        name = await self.names.name_of(reply.staff_id) if self.names is not None and reply.staff_id else ""
+        name = ""
+        if self.names is not None:
+            name = await self.names.name_of_answer(reply.staff_id, reply.case_id, reply.message_id)
         self.store.set_reply_agent_name(reply.id, name)
         return name
 
