@@ -245,6 +245,15 @@ class MattermostEmulator:
             self.state.save_delays.extend([seconds] * n)
 
     @property
+    def auth_timeout(self) -> float:
+        """How long an upgraded websocket may stay unauthenticated before it is dropped (5 s real)."""
+        return self.hub.auth_timeout
+
+    @auth_timeout.setter
+    def auth_timeout(self, seconds: float) -> None:
+        self.hub.auth_timeout = seconds
+
+    @property
     def pending_post_ttl(self) -> float:
         """How long a pending_post_id deduplicates (30 s on a real server)."""
         return self.state.pending_post_ttl
