@@ -174,7 +174,9 @@ class MattermostEmulator:
         elif fault is not None and fault.kind == "late":
             # Done at once, answered only after a while: a client that dies meanwhile never learns of it.
             response = await self._handle_http(request)
-            await asyncio.sleep(fault.seconds)
+            until = time.monotonic() + fault.seconds
+            while time.monotonic() < until and request.transport is not None and not request.transport.is_closing():
+                await asyncio.sleep(0.05)
         else:
             response = await (self._fault_response(fault) if fault else self._handle_http(request))
         ctype = self.variants.json_content_type
