@@ -260,11 +260,13 @@ class InboundRelay:
                     self.deskie.add_user_message, conv.case_id, await self._case_user(conv), content, files or None
                 )
                 self.store.touch_conversation(conv.id, "customer", int(msg.get("message_id") or 0))
+                self.store.record_own_write(conv.id, msg.get("created_at"))
             else:
                 assert conv is not None and conv.case_id is not None
                 note = await off_loop(self.pool, self.deskie.add_note, conv.case_id, content)
                 # Without this, a later note with the same text would be matched to this one when verified.
                 self.store.saw_message_id(conv.id, int(note.get("message_id") or 0))
+                self.store.record_own_write(conv.id, note.get("created_at"))
         except DeskieRejected as e:
             if batch.op in ("add_message", "add_note") and conv is not None and await self._case_gone(conv, e):
                 if batch.op == "add_note":
@@ -301,7 +303,7 @@ class InboundRelay:
             # Recorded meanwhile through another door (an answer's webhook): the batch is done.
             self.store.finish_batch(batch.id)
             return
-        self.store.create_conversation(
+        conv = self.store.create_conversation(
             conv_key=batch.conv_key,
             channel_id=first.channel_id,
             reply_root_id=first.reply_root_id,
@@ -314,6 +316,7 @@ class InboundRelay:
             case_updated_at=None,
             finishes_batch=batch.id,
         )
+        self.store.record_own_write(conv.id, case.get("updated_at"))
 
     async def _case_gone(self, conv: Conversation, err: DeskieRejected) -> bool:
         if err.not_found:
@@ -367,6 +370,8 @@ class InboundRelay:
                 channel=self.target.channel,
                 sort="created_at_desc",
                 limit=10,
+                # A case merged into another meanwhile is still the one this write made.
+                show_merged_cases="true",
             )
             candidates = page.items
             if candidates:

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from ..changes import ChangeFeed
 from . import control, rest_channels, rest_posts, rest_users
 from .faults import RestFault, RestFaults
 from .models import Event
@@ -52,6 +53,7 @@ class MattermostEmulator:
         # authenticated by then is closed) and pendingPostIDsCacheTTL (how long pending_post_id dedups).
         self.hub.auth_timeout = auth_timeout
         self.state.pending_post_ttl = pending_post_ttl
+        self.changes = ChangeFeed()  # bumped with every event: what the sandbox console waits on
         self.router = Router()
         rest_users.register(self.router, self.state)
         rest_channels.register(self.router, self.state)
@@ -109,6 +111,7 @@ class MattermostEmulator:
         if server is not None and getattr(server, "sockets", None):
             self.port = server.sockets[0].getsockname()[1]
         self._reaper = asyncio.get_running_loop().create_task(self.hub.reaper())
+        self.changes.bind(asyncio.get_running_loop())
 
     def stop(self) -> None:
         loop, thread = self._loop, self._thread
@@ -141,6 +144,7 @@ class MattermostEmulator:
         loop = self._loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self.hub.deliver, event)
+        self.changes.bump()
 
     def _on_loop(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` on the emulator loop and return its result (directly if already there)."""
