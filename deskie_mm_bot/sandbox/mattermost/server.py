@@ -179,7 +179,8 @@ class MattermostEmulator:
             # Done at once, answered only after a while: a client that dies meanwhile never learns of it.
             response = await self._handle_http(request)
             until = time.monotonic() + fault.seconds
-            while time.monotonic() < until and request.transport is not None and not request.transport.is_closing():
+            transport = request.transport
+            while time.monotonic() < until and transport is not None and not transport.is_closing():
                 await asyncio.sleep(0.05)
         else:
             response = await (self._fault_response(fault) if fault else self._handle_http(request))
