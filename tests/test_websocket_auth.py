@@ -46,6 +46,7 @@ def test_a_revoked_token_is_a_silent_socket_and_the_bot_exits_1_naming_the_key(
     without close frame at the auth tick: the bot asks GET /users/me, which says 401, and stops."""
     world.mm.auth_timeout = 0.5
     bot = make_bot().start()
+    wait_for(lambda: "catch-up over REST" in bot.log(), 10, "the start-up catch-up")  # no other REST call left
     world.mm.clear_request_log()
     world.mm.revoke_token(world.bot_token)
     assert bot.wait_exit(timeout=30) == 1
