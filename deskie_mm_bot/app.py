@@ -155,7 +155,8 @@ class MattermostPoster:
 
     async def recent_bot_posts(self, channel_id: str, since_ms: int) -> list[dict[str, Any]]:
         posts = await self.rest.posts_since(channel_id, max(0, since_ms))
-        return [p for p in posts if p.get("user_id") == self.bot_id]
+        # Edit-history copies carry the old props too: only the posts themselves count.
+        return [p for p in posts if p.get("user_id") == self.bot_id and not p.get("original_id")]
 
 
 class BotApp:
@@ -562,6 +563,8 @@ class BotApp:
                     bot_id=self.rest.me["id"], bot_username=self.rest.me["username"],
                 )
                 fetched += 1
+                if not _changed_since(post, since):
+                    continue
                 # Posts come in creation order but an edited old one carries a late update time: the
                 # channel's cursor moves only once the whole list is in, or a crash could skip a post.
                 await self._take(post, advance=False)
@@ -728,6 +731,15 @@ class BotApp:
         m.open_chats.set(self.store.count_conversations("active"))
         if self.deskie:
             m.budget_available.set(self.deskie.budget.available())
+
+
+def _changed_since(post: ChatPost, since_ms: int) -> bool:
+    """Whether a post that `since=` returned was made, edited or deleted after `since_ms`. The list also
+    holds posts that only look modified: a thread root a new reply bumped (even one from before the bot's
+    first start), a post someone reacted to. Those were seen already, or are history: never a new message."""
+    if post.original_id:
+        return False  # an edit-history copy; the edited post itself is in the list too
+    return max(post.create_at_ms, post.edit_at_ms, post.delete_at_ms) > since_ms
 
 
 def _size_text(n: int) -> str:

@@ -95,7 +95,15 @@ def register(router: Router, emu: MattermostEmulator) -> None:
 
     async def drop(ctx: Ctx) -> Any:
         b = await ctx.json() or {}
-        emu.drop_connections(resumable=bool(b.get("resumable", True)))
+        emu.drop_connections(resumable=bool(b.get("resumable", True)), noticed=bool(b.get("noticed", True)))
+        return {"status": "OK"}
+
+    async def react(ctx: Ctx) -> Any:
+        b = await ctx.json_object()
+        return emu.add_reaction(str(b["user_id"]), str(b["post_id"]), str(b["emoji_name"]))
+
+    async def notice(ctx: Ctx) -> Any:
+        emu.notice_drops()
         return {"status": "OK"}
 
     async def silent(ctx: Ctx) -> Any:
@@ -125,6 +133,8 @@ def register(router: Router, emu: MattermostEmulator) -> None:
     r("POST", "/_emu/delete_post", delete_post, auth=False)
     r("GET", "/_emu/posts/{channel_id}", posts, auth=False)
     r("POST", "/_emu/drop", drop, auth=False)
+    r("POST", "/_emu/notice_drops", notice, auth=False)
+    r("POST", "/_emu/react", react, auth=False)
     r("POST", "/_emu/silent", silent, auth=False)
     r("POST", "/_emu/reject_websocket", reject, auth=False)
     r("GET", "/_emu/connections", connections, auth=False)
