@@ -1,33 +1,28 @@
-"""REST handlers: reactions, and the client config (format=old) a bot reads file limits from."""
+"""REST handlers: reactions of several posts at once, and the client config (format=old) a bot reads
+file limits from. Saving, listing and removing reactions live with the posts (rest_posts.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from .reactions import Reactions
+from .rest_channels import check_read
 from .routing import Ctx, Router
 from .state import State
 from .util import AppError
 
 
-def register(router: Router, state: State, reactions: Reactions, version: Any) -> None:
-    async def save(ctx: Ctx) -> Any:
-        # 200, not the 201 reactions.yaml claims: saveReaction never writes a status.
-        return reactions.save(ctx.user_id, await ctx.json_object())
-
-    async def of_post(ctx: Ctx) -> Any:
-        return reactions.readable(ctx.user_id, ctx.params["post_id"])
-
-    async def remove(ctx: Ctx) -> Any:
-        p = ctx.params
-        reactions.remove(ctx.user_id, p["user_id"], p["post_id"], p["emoji_name"])
-        return {"status": "OK"}
-
+def register(router: Router, state: State, version: Callable[[], str]) -> None:
     async def for_posts(ctx: Ctx) -> Any:
         ids = await ctx.json()
         if not isinstance(ids, list):
             raise AppError(400, "api.context.invalid_body_param.app_error", "Invalid or missing post_ids in request body.")
-        return {str(pid): reactions.readable(ctx.user_id, str(pid)) for pid in ids}
+        out: dict[str, Any] = {}
+        for pid in ids:
+            post = state.post(str(pid))
+            check_read(state, post["channel_id"], ctx.user_id)
+            out[str(pid)] = state.reactions_of(str(pid))
+        return out
 
     async def client_config(ctx: Ctx) -> Any:
         if ctx.query.get("format") != "old":
@@ -36,8 +31,5 @@ def register(router: Router, state: State, reactions: Reactions, version: Any) -
         return state.settings.client_config(version())
 
     r = router.add
-    r("POST", "/api/v4/reactions", save)
-    r("GET", "/api/v4/posts/{post_id}/reactions", of_post)
-    r("DELETE", "/api/v4/users/{user_id}/posts/{post_id}/reactions/{emoji_name}", remove)
     r("POST", "/api/v4/posts/ids/reactions", for_posts)
     r("GET", "/api/v4/config/client", client_config)

@@ -17,7 +17,6 @@ from ..changes import ChangeFeed
 from . import control, rest_channels, rest_posts, rest_reactions, rest_users
 from .faults import RestFault, RestFaults
 from .models import Event
-from .reactions import Reactions
 from .routing import METHOD_NOT_ALLOWED, NOT_FOUND, Ctx, Result, Router, error_response, json_response
 from .state import State
 from .util import AppError, new_id, unauthorized
@@ -59,8 +58,7 @@ class MattermostEmulator:
         rest_users.register(self.router, self.state)
         rest_channels.register(self.router, self.state)
         rest_posts.register(self.router, self.state)
-        self.reactions = Reactions(self.state)
-        rest_reactions.register(self.router, self.state, self.reactions, lambda: self.server_version)
+        rest_reactions.register(self.router, self.state, lambda: self.server_version)
         control.register(self.router, self)
         self.router.add("GET", "/api/v4/system/ping", self._system_ping, auth=False)
         self._log: list[dict[str, Any]] = []
@@ -395,10 +393,7 @@ class MattermostEmulator:
 
     def reactions_on(self, post_id: str) -> list[dict[str, Any]]:
         """The reactions on a post, oldest first."""
-        return self.reactions.of_post(post_id)
-
-    def react_as(self, user_id: str, post_id: str, emoji_name: str) -> dict[str, Any]:
-        return self.reactions.save(user_id, {"user_id": user_id, "post_id": post_id, "emoji_name": emoji_name})
+        return sorted(self.state.reactions_of(post_id), key=lambda r: r["create_at"])
 
     @property
     def settings(self) -> Any:

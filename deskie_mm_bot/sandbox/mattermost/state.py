@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import models
+from .emoji import SYSTEM_EMOJI
 from .models import Event
 from .settings import ServerSettings
 from .util import AppError, bad_request, dumps, forbidden, new_id, not_found, now_ms
@@ -618,6 +619,8 @@ class State:
                 raise forbidden()
             if not emoji_name or not _EMOJI_RE.match(emoji_name):
                 raise AppError(400, "api.reaction.save_reaction.invalid.app_error", "Reaction is not valid.")
+            if add and emoji_name not in SYSTEM_EMOJI:  # GetEmojiByName: no such custom emoji
+                raise AppError(404, "app.emoji.get_by_name.no_result", "Unable to find the emoji.")
             key = (post_id, user_id, emoji_name)
             ms = now_ms()
             if add:
