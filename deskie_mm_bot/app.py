@@ -37,7 +37,7 @@ from .deskie.client import (
 )
 from .deskie.ratebudget import BudgetClosed, RateBudget
 from .deskie.webhook import WebhookEvent
-from .mattermost.events import post_from_dict, post_from_event
+from .mattermost.events import post_from_event
 from .mattermost.rest import (
     MattermostAuthError,
     MattermostRejected,
@@ -48,6 +48,7 @@ from .mattermost.rest import (
 from .mattermost.websocket import MattermostWebsocket
 from .message import ChatPost
 from .metrics import Metrics
+from .relay.catchup import CatchUp
 from .relay.inbound import FileUnavailable, InboundRelay, Target
 from .relay.intake import Intake, IntakeRules, channel_name, person_name
 from .relay.lifecycle import IdleSweeper
@@ -118,6 +119,7 @@ class BotApp:
         self.store: Store | None = None
         self.rest: MattermostRest | None = None
         self.ws: MattermostWebsocket | None = None
+        self.catchup: CatchUp | None = None
         self.deskie: DeskieClient | None = None
         # Calls waiting for rate budget hold a thread each: room enough that a customer's write
         # never queues behind them for a thread (the budget, not the pool, decides who goes first).
@@ -189,6 +191,11 @@ class BotApp:
                         team_id=team_id),
         )
         self.team_id = team_id
+        self.catchup = CatchUp(
+            self.store, self.rest, lambda post: self._take(post, advance=False), team_id=team_id,
+            floor=lambda: int(self.store.get_cursor(CATCHUP_FLOOR) or 0) if self.store else 0,
+            on_fatal=self._catch_up_failed,
+        )
         self.inbound = InboundRelay(
             self.store, self.deskie, Target(d.channel, self.group_id), self.pool, self._fetch_file, clock=self.clock
         )
@@ -269,6 +276,8 @@ class BotApp:
         log.info("stopping: intake first, then in-flight work (up to %.0f s)", DRAIN_DEADLINE)
         if self.ws is not None:
             await self.ws.stop()
+        if self.catchup is not None:
+            await self.catchup.stop()
         if self.scheduler is not None:
             with contextlib.suppress(Exception):
                 self.scheduler.shutdown(wait=False)
@@ -386,6 +395,12 @@ class BotApp:
         post = post_from_event(event, bot_id=self.rest.me["id"], bot_username=self.rest.me["username"])
         if post is None:
             return
+        if self.catchup is not None:
+            try:
+                await self.catchup.before_live(post.channel_id)
+            except MattermostUnavailable as e:
+                # Not handled, so not counted: reconnecting resumes from this very event.
+                raise ConnectionResetError(f"Mattermost REST unavailable during catch-up: {e}") from None
         await self._take(post)
 
     async def _take(self, post: ChatPost, *, advance: bool = True) -> None:
@@ -407,81 +422,23 @@ class BotApp:
             self.store.advance_cursor(f"mm.channel.{post.channel_id}", max(post.update_at_ms, post.create_at_ms))
 
     async def catch_up(self) -> None:
-        """Posts made while the websocket was away: fetched over REST, deduplicated by post id."""
-        assert self.rest is not None and self.store is not None
+        """Posts made while the websocket was away: the listing tells which channels changed (a few
+        calls, here in the hello); reading them runs beside live intake (relay/catchup.py)."""
+        assert self.catchup is not None
         try:
-            seen, fetched = await self._catch_up_channels()
+            await self.catchup.plan()
         except MattermostUnavailable as e:
             # Forget the connection so the next one is fresh and this catch-up runs again.
             if self.ws is not None:
                 self.ws.connection_id = None
             raise ConnectionResetError(f"catch-up failed: {e}") from None
-        log.info("catch-up over REST: %d channel(s), %d post(s) looked at", seen, fetched)
+        self.catchup.start()
 
-    async def _catch_up_channels(self) -> tuple[int, int]:
-        assert self.rest is not None and self.store is not None
-        floor = int(self.store.get_cursor(CATCHUP_FLOOR) or 0)
-        fetched = 0
-        channels = await self._channels_to_catch_up()
-        for ch in channels:
-            cursor = self.store.get_cursor(f"mm.channel.{ch['id']}")
-            # A second of overlap: posts sharing the cursor's millisecond are not skipped (dedup by id).
-            since = int(cursor or floor) - 1000
-            try:
-                posts = await self.rest.posts_since(ch["id"], since)
-            except MattermostRejected as e:  # the bot left the channel, or it is gone
-                log.info("catch-up skips channel %s: %s", ch["id"], e)
-                continue
-            if cursor is None and ch.get("type") in ("O", "P"):
-                posts = self._since_bot_joined(posts)
-            for raw in posts:
-                post = post_from_dict(
-                    raw, channel_type=str(ch.get("type", "")), team_id=str(ch.get("team_id") or ""),
-                    bot_id=self.rest.me["id"], bot_username=self.rest.me["username"],
-                )
-                fetched += 1
-                # Posts come in creation order but an edited old one carries a late update time: the
-                # channel's cursor moves only once the whole list is in, or a crash could skip a post.
-                await self._take(post, advance=False)
-            if posts:
-                newest = max(max(int(p.get("update_at") or 0), int(p.get("create_at") or 0)) for p in posts)
-                self.store.advance_cursor(f"mm.channel.{ch['id']}", newest)
-        return len(channels), fetched
-
-    async def _channels_to_catch_up(self) -> list[dict[str, Any]]:
-        """The bot's channels as the server lists them, plus every channel it already knows (a server
-        without the listing, or a channel the listing missed, still gets its catch-up)."""
-        assert self.rest is not None and self.store is not None
-        found: dict[str, dict[str, Any]] = {}
-        try:
-            for team in await self.rest.teams():
-                if self.team_id and team["id"] != self.team_id:
-                    continue
-                for ch in await self.rest.my_channels(team["id"]):
-                    found.setdefault(ch["id"], ch)
-        except MattermostRejected as e:
-            log.info("cannot list the bot's channels (%s); catching up the channels it knows", e)
-        for channel_id in self.store.known_channels():
-            if channel_id not in found:
-                try:
-                    found[channel_id] = await self.rest.get_channel(channel_id)
-                except MattermostRejected:
-                    continue
-        return list(found.values())
-
-    def _since_bot_joined(self, posts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """A channel met for the first time: its history from before the bot joined is not a chat."""
-        assert self.rest is not None
-        bot = self.rest.me["id"]
-        joined = -1
-        for i, p in enumerate(posts):
-            props = p.get("props") or {}
-            if p.get("type") in ("system_join_channel", "system_add_to_channel") and bot in (
-                p.get("user_id") if p.get("type") == "system_join_channel" else None,
-                props.get("addedUserId"),
-            ):
-                joined = i
-        return posts[joined + 1:]
+    def _catch_up_failed(self, exc: BaseException) -> None:
+        if isinstance(exc, MattermostAuthError):
+            self.fail(EXIT_RUNTIME, str(exc))
+        else:
+            self.fail(EXIT_RUNTIME, f"internal error: the catch-up died: {type(exc).__name__}: {exc}")
 
     # ---- outgoing chats ---------------------------------------------------------------------------
     async def open_outgoing(self, event: WebhookEvent) -> Conversation | None:

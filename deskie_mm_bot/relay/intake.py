@@ -66,6 +66,8 @@ class Intake:
         if reason:
             log.debug("post %s not relayed: %s", post.post_id, reason)
             return False
+        if not post.delete_at_ms and not post.edit_at_ms and self.store.has_post(post.post_id):
+            return False  # already recorded (a catch-up's overlap, a resumed event): no lookups needed
         channel = await self.directory.get_channel(post.channel_id)
         channel_type = post.channel_type or str(channel.get("type", ""))
         team_id = post.team_id or str(channel.get("team_id") or "")

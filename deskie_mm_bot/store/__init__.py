@@ -184,6 +184,15 @@ class Store:
         )
         return [r["ch"] for r in rows]
 
+    def channel_cursors(self) -> dict[str, int]:
+        """Every channel's catch-up cursor at once (a restart compares thousands with the listing)."""
+        rows = self._all("SELECT substr(name, 12) AS ch, value FROM cursors WHERE name LIKE 'mm.channel.%'")
+        return {r["ch"]: int(r["value"]) for r in rows}
+
+    def chat_channels(self) -> list[str]:
+        """Channels with a chat that is not closed."""
+        return [r["channel_id"] for r in self._all("SELECT DISTINCT channel_id FROM conversations WHERE state != 'closed'")]
+
     def advance_cursor(self, name: str, value: int) -> None:
         """Raise an integer cursor; never lowers it."""
         self._exec(
