@@ -120,6 +120,7 @@ class BotApp:
         self.rest: MattermostRest | None = None
         self.ws: MattermostWebsocket | None = None
         self.catchup: CatchUp | None = None
+        self._cursor_marks: dict[str, int] = {}
         self.deskie: DeskieClient | None = None
         # Calls waiting for rate budget hold a thread each: room enough that a customer's write
         # never queues behind them for a thread (the budget, not the pool, decides who goes first).
@@ -194,7 +195,7 @@ class BotApp:
         self.catchup = CatchUp(
             self.store, self.rest, lambda post: self._take(post, advance=False), team_id=team_id,
             floor=lambda: int(self.store.get_cursor(CATCHUP_FLOOR) or 0) if self.store else 0,
-            on_fatal=self._catch_up_failed,
+            on_fatal=self._catch_up_failed, before_plan=self.flush_cursors,
         )
         self.inbound = InboundRelay(
             self.store, self.deskie, Target(d.channel, self.group_id), self.pool, self._fetch_file, clock=self.clock
@@ -225,6 +226,8 @@ class BotApp:
         self.scheduler.add_job(self._job(self.sweeper.sweep), "interval", seconds=sweep_every,
                                id="idle-sweep", max_instances=1, coalesce=True)
         self.scheduler.add_job(self._job(self._wake_relays), "interval", seconds=5, id="outbox-retry",
+                               max_instances=1, coalesce=True)
+        self.scheduler.add_job(self._job(self._flush_cursors_job), "interval", seconds=1, id="cursor-flush",
                                max_instances=1, coalesce=True)
         self.scheduler.start()
         # 6. websocket (intake)
@@ -299,6 +302,8 @@ class BotApp:
             with contextlib.suppress(Exception):
                 await self.rest.close()
         if self.store is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self.flush_cursors()
             self.store.close()
         log.info("stopped")
 
@@ -419,7 +424,20 @@ class BotApp:
             self.store.record_error("intake", f"post {post.post_id}: {type(e).__name__}: {e}")
             return
         if advance:
-            self.store.advance_cursor(f"mm.channel.{post.channel_id}", max(post.update_at_ms, post.create_at_ms))
+            # Kept here and written about once a second (a commit per post would cap intake): a cursor
+            # that lags after a crash only makes the next catch-up re-read a second of posts.
+            mark = max(post.update_at_ms, post.create_at_ms)
+            if mark > self._cursor_marks.get(post.channel_id, 0):
+                self._cursor_marks[post.channel_id] = mark
+
+    def flush_cursors(self) -> None:
+        """Write the channel cursors live intake has moved (every post before them is recorded)."""
+        marks, self._cursor_marks = self._cursor_marks, {}
+        if marks and self.store is not None:
+            self.store.advance_cursors({f"mm.channel.{ch}": v for ch, v in marks.items()}, refetchable=True)
+
+    async def _flush_cursors_job(self) -> None:
+        self.flush_cursors()
 
     async def catch_up(self) -> None:
         """Posts made while the websocket was away: the listing tells which channels changed (a few

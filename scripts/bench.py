@@ -58,7 +58,7 @@ from deskie_mm_bot.sandbox_runner import CHANNEL_CODE, World, seed_world  # noqa
 
 FULL = {"reconcile": [10, 1000, 10000], "restart": [200, 2000, 10000], "latency": 1000, "ingest": 5000,
         "burst_chats": 30, "window": 60.0}
-QUICK = {"reconcile": [10, 100], "restart": [20, 200], "latency": 50, "ingest": 300,
+QUICK = {"reconcile": [10, 100], "restart": [20, 200], "latency": 50, "ingest": int(os.environ.get("BENCH_INGEST", 300)),
          "burst_chats": 12, "window": 4.0}
 PLAN_RPM = 20
 FAST_RPM = 100_000

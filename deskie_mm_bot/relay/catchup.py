@@ -47,6 +47,7 @@ class CatchUp:
         team_id: str,
         floor: Callable[[], int],
         on_fatal: Callable[[BaseException], None],
+        before_plan: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
         self.rest = rest
@@ -54,6 +55,7 @@ class CatchUp:
         self.team_id = team_id
         self.floor = floor
         self.on_fatal = on_fatal
+        self.before_plan = before_plan  # writes the cursors live intake holds, so the plan sees them
         # Channels still to read: the listed channel, or None when it must be fetched first.
         self._pending: dict[str, dict[str, Any] | None] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -67,6 +69,7 @@ class CatchUp:
     async def plan(self) -> int:
         """Mark the channels with posts the bot has not seen; returns how many. Raises
         MattermostUnavailable when the listing cannot be read (the next connection tries again)."""
+        self.before_plan()
         listed: dict[str, dict[str, Any]] = {}
         listing_ok = True
         try:
@@ -186,7 +189,7 @@ class CatchUp:
             # Posts come in creation order but an edited old one carries a late update time: the
             # cursor moves only once the whole list is in, or a crash could skip a post.
             newest = max(max(int(p.get("update_at") or 0), int(p.get("create_at") or 0)) for p in posts)
-            self.store.advance_cursor(CURSOR_PREFIX + channel["id"], newest)
+            self.store.advance_cursor(CURSOR_PREFIX + channel["id"], newest, refetchable=True)
 
     def _since_bot_joined(self, posts: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """A channel met for the first time: its history from before the bot joined is not a chat."""

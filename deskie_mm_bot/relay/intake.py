@@ -114,6 +114,7 @@ class Intake:
             text=post.text,
             file_ids=post.file_ids,
             posted_at=post.create_at_ms / 1000.0,
+            refetchable=True,
         )
         if fresh:
             log.info("recorded post %s for %s", post.post_id, key)
@@ -150,6 +151,7 @@ class Intake:
             file_ids=[],
             posted_at=(post.delete_at_ms or post.edit_at_ms) / 1000.0,
             kind="note",
+            refetchable=True,
         )
 
 

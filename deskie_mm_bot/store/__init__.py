@@ -152,6 +152,23 @@ class Store:
                 raise
             self._conn.execute("COMMIT")
 
+    @contextmanager
+    def _sync(self, lazy: bool) -> Iterator[None]:
+        """`lazy`: a commit that need not wait for the disk. Only for what Mattermost can give again:
+        a post, and the channel cursor recorded after it. WAL keeps commits in order, so a power cut
+        can lose only the newest ones, cursor included, and the next catch-up reads them again; a
+        kill -9 loses nothing either way. Everything else (marks around Deskie writes) stays FULL, and
+        its commit carries the lazy ones before it to the disk."""
+        if not lazy:
+            yield
+            return
+        with self._lock:
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                yield
+            finally:
+                self._conn.execute("PRAGMA synchronous=FULL")
+
     def _one(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Row | None:
         with self._lock:
             return self._conn.execute(sql, args).fetchone()
@@ -193,14 +210,27 @@ class Store:
         """Channels with a chat that is not closed."""
         return [r["channel_id"] for r in self._all("SELECT DISTINCT channel_id FROM conversations WHERE state != 'closed'")]
 
-    def advance_cursor(self, name: str, value: int) -> None:
-        """Raise an integer cursor; never lowers it."""
-        self._exec(
-            "INSERT INTO cursors (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET "
-            "value = CASE WHEN CAST(value AS INTEGER) < CAST(excluded.value AS INTEGER) "
-            "THEN excluded.value ELSE value END",
-            (name, str(value)),
-        )
+    def advance_cursor(self, name: str, value: int, *, refetchable: bool = False) -> None:
+        """Raise an integer cursor; never lowers it. `refetchable`: see `_sync`."""
+        with self._sync(refetchable):
+            self._exec(
+                "INSERT INTO cursors (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET "
+                "value = CASE WHEN CAST(value AS INTEGER) < CAST(excluded.value AS INTEGER) "
+                "THEN excluded.value ELSE value END",
+                (name, str(value)),
+            )
+
+    def advance_cursors(self, values: dict[str, int], *, refetchable: bool = False) -> None:
+        """`advance_cursor` for many cursors in one commit."""
+        if not values:
+            return
+        with self._sync(refetchable), self.transaction() as c:
+            c.executemany(
+                "INSERT INTO cursors (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET "
+                "value = CASE WHEN CAST(value AS INTEGER) < CAST(excluded.value AS INTEGER) "
+                "THEN excluded.value ELSE value END",
+                [(name, str(value)) for name, value in values.items()],
+            )
 
     # ---- errors (for `status`) ----------------------------------------------------------------
     def record_error(self, source: str, message: str) -> None:
@@ -231,28 +261,18 @@ class Store:
         file_ids: list[str],
         posted_at: float,
         kind: str = "message",
+        refetchable: bool = False,
     ) -> bool:
-        """Record a post for relaying. False when this post id was recorded before (a replay)."""
-        cur = self._exec(
-            "INSERT OR IGNORE INTO outbox (post_id, conv_key, channel_id, reply_root_id, user_custom_id,"
-            " user_full_name, author, show_author, kind, text, file_ids, posted_at, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                post_id,
-                conv_key,
-                channel_id,
-                reply_root_id,
-                user_custom_id,
-                user_full_name,
-                author,
-                int(show_author),
-                kind,
-                text,
-                json.dumps(file_ids),
-                posted_at,
-                self._clock(),
-            ),
-        )
+        """Record a post for relaying. False when this post id was recorded before (a replay).
+        `refetchable`: a Mattermost post, which the catch-up can read again (see `_sync`)."""
+        with self._sync(refetchable):
+            cur = self._exec(
+                "INSERT OR IGNORE INTO outbox (post_id, conv_key, channel_id, reply_root_id, user_custom_id,"
+                " user_full_name, author, show_author, kind, text, file_ids, posted_at, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (post_id, conv_key, channel_id, reply_root_id, user_custom_id, user_full_name, author,
+                 int(show_author), kind, text, json.dumps(file_ids), posted_at, self._clock()),
+            )
         return cur.rowcount == 1
 
     def has_post(self, post_id: str) -> bool:
