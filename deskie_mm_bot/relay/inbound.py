@@ -151,11 +151,14 @@ class InboundRelay:
             oldest = self.store.oldest_pending_at(key) or self.clock()
             due = oldest + HOLD_WHEN_SCARCE
             if self.clock() < due:
+                self.deskie.budget.claim(Priority.CUSTOMER, due - self.clock() + 1.0)
                 return due
         if self.deskie.budget.available() < 2:
             # Waiting for budget happens here, before the batch is fixed, so posts arriving
-            # meanwhile join it.
-            return self.clock() + min(1.0, max(0.1, self.deskie.budget.paused_for()))
+            # meanwhile join it; the claim keeps reconciliation from taking the next window first.
+            wait = min(1.0, max(0.1, self.deskie.budget.paused_for()))
+            self.deskie.budget.claim(Priority.CUSTOMER, wait + 1.0)
+            return self.clock() + wait
         items = self.store.pending_items(key)
         run = [items[0]]
         for it in items[1:]:
