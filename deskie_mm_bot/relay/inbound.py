@@ -262,7 +262,12 @@ class InboundRelay:
                 msg = await off_loop(self.pool,
                     self.deskie.add_user_message, conv.case_id, await self._case_user(conv), content, files or None
                 )
-                self.store.touch_conversation(conv.id, "customer", int(msg.get("message_id") or 0))
+                with self.store.lazy_commits():  # the write is made: an in-flight batch is looked for first
+                    self.store.touch_conversation(conv.id, "customer", int(msg.get("message_id") or 0))
+                    self.store.finish_batch(batch.id)
+                self.sent_batches += 1
+                log.info("relayed %d post(s) of %s to Deskie (%s)", len(items), batch.conv_key, batch.op)
+                return
             else:
                 assert conv is not None and conv.case_id is not None
                 note = await off_loop(self.pool, self.deskie.add_note, conv.case_id, content)

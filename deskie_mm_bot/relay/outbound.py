@@ -94,14 +94,15 @@ class OutboundRelay:
         text = reply_text(event.content, event.content_html, event.attachments)
         if not text:
             return "ignored: empty"
-        fresh = self.store.add_reply(
-            message_id=event.message_id,
-            case_id=event.case_id,
-            conversation_id=conv.id,
-            body=text,
-            attachments=event.attachments,
-            source="webhook",
-        )
+        with self.store.lazy_commits():  # reconciliation finds an answer a power cut took
+            fresh = self.store.add_reply(
+                message_id=event.message_id,
+                case_id=event.case_id,
+                conversation_id=conv.id,
+                body=text,
+                attachments=event.attachments,
+                source="webhook",
+            )
         if fresh:
             self.wake()
             return "recorded"
@@ -199,13 +200,15 @@ class OutboundRelay:
                 props={PROP_MESSAGE: key, PROP_PART: index, "deskie_case_id": str(reply.case_id)},
                 pending_post_id=f"{self.poster.bot_id}:deskie{key}p{index}",
             )
-            self.store.record_reply_part(reply.id, str(post.get("id", "")))
+            with self.store.lazy_commits():  # still `posting`: after a power cut the channel is looked at first
+                self.store.record_reply_part(reply.id, str(post.get("id", "")))
             if conv.conv_key.startswith(OUTGOING_THREAD) and post.get("id"):
                 # An agent-started chat in thread mode: its first post is the thread the chat lives in.
                 root_id = str(post["id"])
                 self.store.rekey_conversation(conv.id, f"th:{root_id}", root_id)
                 conv = self.store.conversation(conv.id) or conv
-        self.store.finish_reply(reply.id)
-        self.store.touch_conversation(conv.id, "agent", reply.message_id or 0)
+        with self.store.lazy_commits():
+            self.store.finish_reply(reply.id)
+            self.store.touch_conversation(conv.id, "agent", reply.message_id or 0)
         self.posted += 1
         log.info("posted agent answer %s of case %s to %s", key, reply.case_id, conv.channel_id)

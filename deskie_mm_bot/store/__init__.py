@@ -153,21 +153,28 @@ class Store:
             self._conn.execute("COMMIT")
 
     @contextmanager
-    def _sync(self, lazy: bool) -> Iterator[None]:
-        """`lazy`: a commit that need not wait for the disk. Only for what Mattermost can give again:
-        a post, and the channel cursor recorded after it. WAL keeps commits in order, so a power cut
-        can lose only the newest ones, cursor included, and the next catch-up reads them again; a
-        kill -9 loses nothing either way. Everything else (marks around Deskie writes) stays FULL, and
-        its commit carries the lazy ones before it to the disk."""
-        if not lazy:
-            yield
-            return
+    def lazy_commits(self) -> Iterator[None]:
+        """Commits in this block do not wait for the disk. For what can be learnt again after a power
+        cut: a Mattermost post and the channel cursor after it (the catch-up reads them again), an
+        answer from the webhook (reconciliation finds it again), and the marks after a write or a post
+        was made (a batch still in flight is looked for in Deskie, an answer still `posting` in the
+        channel, before either is made again). WAL keeps commits in order, so a power cut takes only
+        the newest ones; a kill -9 takes none. The marks made before a write stays FULL, and its commit
+        carries every lazy one before it to the disk."""
         with self._lock:
             self._conn.execute("PRAGMA synchronous=NORMAL")
             try:
                 yield
             finally:
                 self._conn.execute("PRAGMA synchronous=FULL")
+
+    @contextmanager
+    def _sync(self, lazy: bool) -> Iterator[None]:
+        if not lazy:
+            yield
+            return
+        with self.lazy_commits():
+            yield
 
     def _one(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Row | None:
         with self._lock:
@@ -211,7 +218,7 @@ class Store:
         return [r["channel_id"] for r in self._all("SELECT DISTINCT channel_id FROM conversations WHERE state != 'closed'")]
 
     def advance_cursor(self, name: str, value: int, *, refetchable: bool = False) -> None:
-        """Raise an integer cursor; never lowers it. `refetchable`: see `_sync`."""
+        """Raise an integer cursor; never lowers it. `refetchable`: see `lazy_commits`."""
         with self._sync(refetchable):
             self._exec(
                 "INSERT INTO cursors (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET "
@@ -264,7 +271,7 @@ class Store:
         refetchable: bool = False,
     ) -> bool:
         """Record a post for relaying. False when this post id was recorded before (a replay).
-        `refetchable`: a Mattermost post, which the catch-up can read again (see `_sync`)."""
+        `refetchable`: a Mattermost post, which the catch-up can read again (see `lazy_commits`)."""
         with self._sync(refetchable):
             cur = self._exec(
                 "INSERT OR IGNORE INTO outbox (post_id, conv_key, channel_id, reply_root_id, user_custom_id,"
