@@ -3,6 +3,8 @@ cannot list the bot's channels."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -83,3 +85,43 @@ def test_restart_with_many_known_chats_reads_only_the_chats_that_changed(
     mm.post_as(user["id"], dm["id"], "a live one")
     wait_for(lambda: any("a live one" in m["content"] for c in cases_of(world) for m in world.dk.messages(c["case_id"])),
              20, "the live post")
+
+
+def test_live_posts_are_not_held_behind_a_slow_catch_up(world: World, inproc_bot: Callable[..., InProcessBot]) -> None:
+    """Events were lost; the catch-up of Jane's chat is slow. Bob's live post goes through meanwhile;
+    Jane's own live post waits for her chat's catch-up, so her messages stay in order."""
+    mm = world.mm
+    bot = inproc_bot().start()
+    assert bot.app is not None and bot.app.rest is not None
+    bob_dm = mm.direct_channel(world.bot["id"], world.bob["id"])
+    mm.post_as(world.jane["id"], world.jane_dm["id"], "first")
+    jane_case = first_case(world)
+    rest = bot.app.rest
+    original = rest.posts_since
+    release = threading.Event()
+    held: list[str] = []
+
+    async def slow(channel_id: str, since_ms: int) -> list[dict[str, Any]]:
+        if channel_id == world.jane_dm["id"]:
+            held.append(channel_id)
+            while not release.is_set():
+                await asyncio.sleep(0.02)
+        return await original(channel_id, since_ms)
+
+    rest.posts_since = slow  # type: ignore[method-assign]
+    mm.set_reject_websocket(True)
+    mm.drop_connections(resumable=False)
+    mm.post_as(world.jane["id"], world.jane_dm["id"], "second, while the bot was away")
+    mm.set_reject_websocket(False)
+    wait_for(lambda: held, 30, "the catch-up of jane's chat to start")
+    wait_for(lambda: bot.app is not None and bot.app.ws is not None and bot.app.ws.connected.is_set(), 30, "the websocket")
+    mm.post_as(world.bob["id"], bob_dm["id"], "bob, live during the catch-up")
+    mm.post_as(world.jane["id"], world.jane_dm["id"], "third, live")
+    bob_case = wait_for(lambda: next((c for c in cases_of(world) if c["case_id"] != jane_case["case_id"]), None), 15,
+                        "bob's case while jane's catch-up is still running")
+    assert customer_texts(world, bob_case["case_id"]) == ["bob, live during the catch-up"]
+    assert not release.is_set() and customer_texts(world, jane_case["case_id"]) == ["first"]
+    release.set()
+    wait_for(lambda: "third, live" in "\n".join(customer_texts(world, jane_case["case_id"])), 15, "jane's posts")
+    texts = "\n".join(customer_texts(world, jane_case["case_id"]))
+    assert texts.index("second, while the bot was away") < texts.index("third, live"), texts
