@@ -97,7 +97,7 @@ class CatchUp:
                 marked += 1
         if self._pending:
             self.idle.clear()
-        log.info("catch-up: %d of %d listed channel(s) changed while the bot was away; %d to read",
+        log.info("catch-up over REST: %d of %d listed channel(s) changed while the bot was away; %d to read",
                  sum(1 for c in self._pending.values() if c is not None), len(listed), len(self._pending))
         return marked
 
@@ -130,7 +130,7 @@ class CatchUp:
                     delay = backoff.next_delay()
                     log.warning("catch-up of channel %s failed (%s); retrying in %.0f s", channel_id, e, delay)
                     await asyncio.sleep(delay)
-            log.info("catch-up over REST done: %d channel(s) read, %d post(s) looked at",
+            log.info("catch-up done: %d channel(s) read, %d post(s) looked at",
                      self.channels_read, self.posts_seen)
         except asyncio.CancelledError:
             raise
