@@ -64,6 +64,7 @@ EXIT_OK, EXIT_RUNTIME, EXIT_CONFIG = 0, 1, 2
 DRAIN_DEADLINE = 10.0
 CATCHUP_FLOOR = "mm.catchup_floor_ms"
 LOGIN_PATIENCE = 60.0
+FIRST_POLL_PATIENCE = 10.0
 
 
 class Fatal(Exception):
@@ -100,7 +101,8 @@ class MattermostPoster:
 
     async def recent_bot_posts(self, channel_id: str, since_ms: int) -> list[dict[str, Any]]:
         posts = await self.rest.posts_since(channel_id, max(0, since_ms))
-        return [p for p in posts if p.get("user_id") == self.bot_id]
+        # Edit-history copies carry the old props too: only the posts themselves count.
+        return [p for p in posts if p.get("user_id") == self.bot_id and not p.get("original_id")]
 
 
 class BotApp:
@@ -202,7 +204,7 @@ class BotApp:
         )
         self.outbound = OutboundRelay(self.store, MattermostPoster(self.rest), clock=self.clock,
                                        open_outgoing=self.open_outgoing, on_note=self.inbound.wake)
-        self.reconciler = Reconciler(self.store, self.deskie, d.channel, self.pool, on_new_replies=self.outbound.wake,
+        self.reconciler = Reconciler(self.store, self.deskie, d.channel, self.pool, on_new_replies=self.outbound.wake, clock=self.clock,
                                      adopt_unknown=self.adopt_unknown_case)
         self.sweeper = IdleSweeper(self.store, self.deskie, s.chats.idle_timeout, self.pool, clock=self.clock)
         self.metrics.read_totals_from(self.metric_totals)
@@ -217,11 +219,11 @@ class BotApp:
             raise Fatal(EXIT_RUNTIME, f"cannot listen on {s.webhook.listen} (webhook.listen): {e.strerror or e}") from None
         # 5. loops
         self._spawn("inbound", self.inbound.run(self.stopping))
-        self._spawn("outbound", self.outbound.run(self.stopping))
+        self._spawn("outbound", self._outbound_after_first_poll())
         self._spawn("group", self._resolve_group_soon())
         self.scheduler = AsyncIOScheduler()
         self.scheduler.add_job(self._job(self.reconciler.poll), "interval", seconds=s.chats.poll_interval,
-                               id="reconcile", max_instances=1, coalesce=True, next_run_time=_soon(2))
+                               id="reconcile", max_instances=1, coalesce=True)
         sweep_every = max(0.5, min(30.0, s.chats.idle_timeout / 10))
         self.scheduler.add_job(self._job(self.sweeper.sweep), "interval", seconds=sweep_every,
                                id="idle-sweep", max_instances=1, coalesce=True)
@@ -240,6 +242,14 @@ class BotApp:
         )
         self._spawn("websocket", self.ws.run())
         log.info("deskie-mm-bot running; webhook on http://%s/deskie/webhook/<secret>", s.webhook.listen)
+
+    async def _outbound_after_first_poll(self) -> None:
+        """A reconciliation at once, and answers wait for it (a few seconds at most): answers given
+        while the bot was away come by poll, while their webhooks may be retried at once; the ledger
+        then posts them in Deskie's order."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._job(self.reconciler.poll)(), timeout=FIRST_POLL_PATIENCE)
+        await self.outbound.run(self.stopping)
 
     async def _login(self) -> dict[str, Any]:
         """Log in, waiting out a Mattermost that is restarting (up to a minute) before giving up."""
@@ -581,12 +591,6 @@ class BotApp:
         m.open_chats.set(self.store.count_conversations("active"))
         if self.deskie:
             m.budget_available.set(self.deskie.budget.available())
-
-
-def _soon(seconds: float) -> Any:
-    from datetime import datetime, timedelta
-
-    return datetime.now().astimezone() + timedelta(seconds=seconds)
 
 
 __all__ = ["BotApp", "Fatal", "EXIT_OK", "EXIT_RUNTIME", "EXIT_CONFIG", "DeskieRejected"]

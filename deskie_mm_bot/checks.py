@@ -80,16 +80,44 @@ async def online_check(settings: Settings, say: Callable[[str], Any]) -> list[st
         else:
             say(f"deskie: default group '{group.get('group_title')}' (id {group.get('group_id')})")
         channels = await off_loop(None, deskie.list_custom_channels)
-        codes = {str(c.get("channel_api_key")) for c in channels}
-        if settings.deskie.channel not in codes:
-            problems.append(f"deskie.channel: no custom channel '{settings.deskie.channel}' "
-                            f"(found: {', '.join(sorted(codes)) or 'none'}); create one in Deskie's channel settings")
-        else:
-            say(f"deskie: custom channel {settings.deskie.channel} exists")
+        problems.extend(custom_channel_problems(settings, channels, say))
     except DeskieError as e:
         problems.append(f"deskie: {e}")
     finally:
         deskie.close()
+    return problems
+
+
+def custom_channel_problems(settings: Settings, channels: list[dict[str, Any]], say: Callable[[str], Any]) -> list[str]:
+    """The custom channel as Deskie will use it: there, active, chat-like, calling our webhook URL."""
+    code = settings.deskie.channel
+    found = [c for c in channels if str(c.get("channel_api_key")) == code]
+    if not found:
+        codes = sorted(str(c.get("channel_api_key")) for c in channels)
+        return [f"deskie.channel: no custom channel '{code}' (found: {', '.join(codes) or 'none'}); "
+                f"create one in Deskie's channel settings"]
+    channel = found[0]
+    problems: list[str] = []
+    say(f"deskie: custom channel {code} exists ('{channel.get('title')}')")
+    if channel.get("active") is False:
+        problems.append(f"deskie.channel: custom channel {code} is switched off in Deskie: agents' answers "
+                        f"would not be sent; switch it on in Deskie's channel settings")
+    kind = str(channel.get("channel_type") or "")
+    if kind and kind != "sync":
+        say(f"deskie: warning: custom channel {code} is of type '{kind}', not 'sync' (chat-like): Deskie "
+            f"treats its cases like e-mail, with no chat to end after inactivity; choose the chat type "
+            f"if this is a chat")
+    expected = settings.webhook.webhook_url()
+    if expected is not None:
+        actual = str(channel.get("webhook_url") or "")
+        secret = settings.webhook.secret
+        masked = settings.webhook.webhook_url("***")
+        if actual.rstrip("/") != expected.rstrip("/"):
+            shown = (actual.replace(secret, "***") if secret else actual) or "(nothing)"
+            problems.append(f"webhook.public_url: Deskie calls {shown} for custom channel {code}, but the bot "
+                            f"is reached at {masked}; set the channel's webhook URL in Deskie to that")
+        else:
+            say(f"deskie: custom channel {code} calls {masked}")
     return problems
 
 

@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 import click
 
 from .config import ConfigError, Settings, load_config, redact
+from .sdnotify import announce
 
 EXIT_RUNTIME, EXIT_CONFIG = 1, 2
 # `start --detach` hands the bot the write end of a pipe; the bot writes one byte once it has started.
@@ -121,8 +122,12 @@ def run_bot(settings: Settings) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, app.request_stop)
+        systemd = asyncio.create_task(announce(app.started, app.stopping))  # Type=notify units
         if ready_fd is None:
-            return await app.run()
+            try:
+                return await app.run()
+            finally:
+                systemd.cancel()
 
         async def tell_started() -> None:
             await app.started.wait()
@@ -134,6 +139,7 @@ def run_bot(settings: Settings) -> int:
             return await app.run()
         finally:
             notifier.cancel()
+            systemd.cancel()
             with contextlib.suppress(OSError):
                 os.close(ready_fd)
 
@@ -284,7 +290,19 @@ def status(config_path: str, as_json: bool) -> None:
 @click.option("--online", is_flag=True, help="Also prove both credentials and permissions.")
 def check(config_path: str, online: bool) -> None:
     """Validate the config (offline); `--online` also checks Mattermost and Deskie."""
+    from .placeholders import placeholders_in_file
+
+    placeholders = placeholders_in_file(config_path, os.environ)
+    unset = [p for p in placeholders if ": environment variable " in p]
+    if unset or (placeholders and online):
+        # Every one at once (a fresh `init` file has several); online, a made-up host can only fail.
+        for p in placeholders:
+            click.echo(f"config error: {p}", err=True)
+        sys.exit(EXIT_CONFIG)
     settings = _load(config_path)
+    for p in placeholders:
+        # Offline, a made-up value is not invalid YAML: pointed at, but the file passes.
+        click.echo(f"warning: {p}", err=True)
     _warn_insecure(settings)
     if not online:
         click.echo(f"config ok: {config_path}")
@@ -340,17 +358,46 @@ def send(config_path: str, to: str, subject: str | None, text: str) -> None:
 
 
 @main.command()
+@config_option
+def init(config_path: str) -> None:
+    """Write the commented example config to -c FILE; never overwrites."""
+    from .placeholders import example_text
+
+    path = Path(config_path).expanduser()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "x", encoding="utf-8") as out:  # "x": an existing file (or symlink) is kept
+            try:
+                out.write(example_text())
+            except OSError:
+                path.unlink()  # a half-written example would block the next `init`
+                raise
+    except FileExistsError:
+        _die(EXIT_CONFIG, f"usage error: {config_path} already exists; not overwritten")
+    except OSError as e:
+        _die(EXIT_CONFIG, f"usage error: cannot write {config_path}: {e.strerror or e}")
+    click.echo(f"wrote {config_path}: fill in your values (secrets stay in the environment), "
+               f"then run: deskie-mm-bot check -c {config_path}")
+
+
+@main.command()
 @click.option("--demo", is_flag=True, help="Play a scripted conversation, print the transcript, and exit.")
 @click.option("--reply-mode", type=click.Choice(["group_chat", "thread"]), default="group_chat", show_default=True)
 @click.option("--mention-only/--all-posts", default=True, show_default=True,
               help="In channels, relay only posts that @mention the bot.")
 @click.option("--workdir", type=click.Path(file_okay=False), default=None,
               help="Where the sandbox keeps its config and state (default: a temporary folder).")
-def sandbox(demo: bool, reply_mode: str, mention_only: bool, workdir: str | None) -> None:
-    """Start local Mattermost and Deskie emulators and the bot wired to them."""
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help="Port of the console page on 127.0.0.1 (default 8765, or a free one if that is taken).")
+@click.option("--no-browser", is_flag=True, help="Do not open the console in a browser.")
+def sandbox(demo: bool, reply_mode: str, mention_only: bool, workdir: str | None, port: int | None,
+            no_browser: bool) -> None:
+    """Start local Mattermost and Deskie emulators, the bot wired to them, and a console page in the
+    browser where you play the customers and the agents."""
     from .sandbox_runner import run_sandbox
 
-    sys.exit(run_sandbox(demo=demo, reply_mode=reply_mode, mention_only=mention_only, workdir=workdir))
+    sys.exit(run_sandbox(demo=demo, reply_mode=reply_mode, mention_only=mention_only, workdir=workdir,
+                         port=port, open_browser=not no_browser))
 
 
 if __name__ == "__main__":

@@ -141,6 +141,15 @@ class WebhookSettings:
 
     listen: str = DEFAULT_LISTEN
     secret: str = field(default="", repr=False)
+    # The URL Deskie calls, without /deskie/webhook/<secret> (check --online compares it).
+    public_url: str | None = None
+
+    def webhook_url(self, secret_shown: str | None = None) -> str | None:
+        """The webhook URL Deskie should call (the secret masked when ``secret_shown`` is given)."""
+        if self.public_url is None:
+            return None
+        secret = self.secret if secret_shown is None else secret_shown
+        return f"{self.public_url}/deskie/webhook/{secret}"
 
     @property
     def host(self) -> str:
@@ -524,7 +533,7 @@ _SECTION_KEYS: dict[str, tuple[str, ...]] = {
         "ca_file",
         "insecure",
     ),
-    "webhook": ("listen", "secret"),
+    "webhook": ("listen", "secret", "public_url"),
     "chats": ("mention_only", "reply_mode", "idle_timeout", "poll_interval"),
     "state": ("path",),
     "log": ("level", "format"),
@@ -582,7 +591,11 @@ def _parse_webhook(s: _Section) -> WebhookSettings:
     secret = s.required_string("secret")
     if not _WEBHOOK_SECRET_RE.match(secret):
         s.fail("secret", "must contain only URL-safe characters: letters, digits, '-', '_', '.', '~'")
-    return WebhookSettings(listen=listen, secret=secret)
+    public = s.string("public_url")
+    public_url = _normalise_url(public, s.key("public_url"), allow_path=True) if public else None
+    if public_url and public_url.endswith("/deskie/webhook"):
+        s.fail("public_url", "is the base URL only, without /deskie/webhook/<secret>")
+    return WebhookSettings(listen=listen, secret=secret, public_url=public_url)
 
 
 def _parse_chats(s: _Section) -> ChatsSettings:

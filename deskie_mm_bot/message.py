@@ -24,7 +24,9 @@ class ChatPost:
     post_type: str = ""
     from_bot: bool = False
     from_webhook: bool = False
-    mentions_bot: bool = False
+    mentions_bot: bool = False  # the server counts the bot as mentioned, or the text names it
+    names_bot: bool = False  # the text itself @mentions the bot
+    original_id: str = ""  # set only on an edit-history copy of another post (not a post of its own)
 
     @property
     def is_direct(self) -> bool:

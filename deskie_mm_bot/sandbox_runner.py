@@ -10,15 +10,18 @@ import contextlib
 import os
 import signal
 import socket
+import sys
 import tempfile
 import threading
 import time
+import webbrowser
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .sandbox.console import ConsoleServer
 from .sandbox.deskie import DeskieEmulator
 from .sandbox.mattermost import MattermostEmulator
 
@@ -26,6 +29,8 @@ WEBHOOK_SECRET = "sandbox-webhook-secret-0123456789"
 DESKIE_KEY = "sandbox-api-key"
 STAFF_EMAIL = "bot-agent@sandbox.local"
 CHANNEL_CODE = "cch12"
+SANDBOX_RPM = 50
+CONSOLE_PORT = 8765
 
 
 def free_port() -> int:
@@ -154,14 +159,55 @@ def _demo(world: World, reply_mode: str, say: Any) -> None:
     say(f"{stamp()} demo done (reply mode {reply_mode})")
 
 
-def run_sandbox(*, demo: bool, reply_mode: str, mention_only: bool, workdir: str | None) -> int:
+def console_config(world: World, reply_mode: str, mention_only: bool) -> dict[str, Any]:
+    """What the console page needs to know of the bot: who it is, how it behaves, and how it names
+    Deskie users (so an agent's outgoing chat reaches the member or channel it was meant for)."""
+    return {
+        "bot": {"user_id": world.bot["id"], "username": world.bot["username"], "reply_mode": reply_mode,
+                "mention_only": mention_only},
+        "deskie": {"channel": CHANNEL_CODE, "bot_staff_email": STAFF_EMAIL, "plan_rpm": SANDBOX_RPM},
+        "outgoing": {"member": "u:{id}", "channel": "c:{id}"},
+    }
+
+
+def start_console(world: World, port: int | None, reply_mode: str, mention_only: bool) -> ConsoleServer:
+    """The console on `port`; without one, on CONSOLE_PORT or, when that is taken, any free port."""
+    upstreams = {"mm": world.mm.url, "dk": world.dk.url, "bot": f"http://127.0.0.1:{world.webhook_port}"}
+    config = console_config(world, reply_mode, mention_only)
+    try:
+        return ConsoleServer(upstreams, config, port=CONSOLE_PORT if port is None else port).start()
+    except OSError:
+        if port is not None:
+            raise
+        return ConsoleServer(upstreams, config, port=0).start()
+
+
+def _can_open_browser() -> bool:
+    # Without a display, webbrowser would pick a text browser or print a launcher's errors.
+    return sys.platform in ("darwin", "win32") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def run_sandbox(*, demo: bool, reply_mode: str, mention_only: bool, workdir: str | None,
+                port: int | None = None, open_browser: bool = False) -> int:
     from .app import BotApp
     from .config import load_config
     from .logs import setup_logging
 
     folder = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="deskie-mm-sandbox-"))
-    with MattermostEmulator() as mm, DeskieEmulator(rate_limit_per_minute=50) as dk:
+    with contextlib.ExitStack() as stack:
+        mm = stack.enter_context(MattermostEmulator())
+        dk = stack.enter_context(DeskieEmulator(rate_limit_per_minute=SANDBOX_RPM))
         world = seed_world(mm, dk)
+        if not demo:
+            try:
+                console = stack.enter_context(start_console(world, port, reply_mode, mention_only))
+            except OSError as e:
+                print(f"sandbox: cannot serve the console on port {port}: {e.strerror or e}", file=sys.stderr)
+                return 1
+            print(f"Console: {console.url}   (open it in a browser: you play the customers and the agents)",
+                  flush=True)
+            if open_browser and _can_open_browser():
+                threading.Thread(target=webbrowser.open, args=(console.url,), daemon=True).start()
         path = world.write_config(folder, reply_mode=reply_mode, mention_only=mention_only,
                                   poll_interval="5s")
         settings = load_config(path, env=os.environ)
@@ -171,7 +217,7 @@ def run_sandbox(*, demo: bool, reply_mode: str, mention_only: bool, workdir: str
         print(f"bot config:          {path}")
         print(f"reply mode:          {reply_mode}; mention only in channels: {mention_only}")
         if not demo:
-            print("\nTry it (in another terminal):")
+            print("\nOr from another terminal:")
             print(f"  curl -s -XPOST {mm.url}/_emu/post_as -d '{{\"user_id\":\"{world.jane['id']}\","
                   f"\"channel_id\":\"{world.jane_dm['id']}\",\"message\":\"Hello, I need help\"}}'")
             print(f"  curl -s {dk.url}/_emu/cases")
@@ -179,7 +225,7 @@ def run_sandbox(*, demo: bool, reply_mode: str, mention_only: bool, workdir: str
                   "   (2000: the first case)")
             print(f"  curl -s {mm.url}/_emu/posts/{world.jane_dm['id']}")
             print(f"  channel ~support: {world.support['id']} (post as bob {world.bob['id']} with '@helpbot ...')")
-            print("Ctrl-C stops everything.\n")
+            print("Ctrl-C stops everything.\n", flush=True)
 
         async def main() -> int:
             app = BotApp(settings)

@@ -55,6 +55,31 @@ def test_check_online_proves_both_credentials(world: World, tmp_path: Path) -> N
     assert world.bot_token not in r.stdout + r.stderr
 
 
+def test_check_online_checks_the_custom_channel_as_deskie_will_use_it(world: World, tmp_path: Path) -> None:
+    path = world.write_config(tmp_path)
+    public = world.webhook_url.split("/deskie/webhook/")[0]
+    path.write_text(path.read_text().replace("webhook:\n", f"webhook:\n  public_url: {public}\n"))
+    r = cli("check", "--online", "-c", str(path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"calls {public}/deskie/webhook/***" in r.stdout and WEBHOOK_SECRET not in r.stdout
+    world.dk.set_webhook_url(CHANNEL_CODE, f"https://old.example.com/deskie/webhook/{WEBHOOK_SECRET}")
+    r = cli("check", "--online", "-c", str(path))
+    assert r.returncode == 1
+    lines = [line for line in r.stderr.splitlines() if "webhook.public_url" in line]
+    assert len(lines) == 1
+    assert "https://old.example.com/deskie/webhook/***" in lines[0]
+    assert f"{public}/deskie/webhook/***" in lines[0]
+    assert WEBHOOK_SECRET not in r.stdout + r.stderr
+    world.dk.set_webhook_url(CHANNEL_CODE, world.webhook_url)
+    world.dk.set_channel_active(CHANNEL_CODE, False)
+    r = cli("check", "--online", "-c", str(path))
+    assert r.returncode == 1 and "switched off" in r.stderr
+    world.dk.set_channel_active(CHANNEL_CODE, True)
+    world.dk.state.channels[CHANNEL_CODE].channel_type = "async"
+    r = cli("check", "--online", "-c", str(path))
+    assert r.returncode == 0 and "not 'sync'" in r.stdout
+
+
 def test_start_detach_status_and_stop(world: World, tmp_path: Path) -> None:
     path = world.write_config(tmp_path, poll_interval="1s")
     r = cli("start", "--detach", "-c", str(path))

@@ -710,3 +710,13 @@ def test_config_error_is_one_line_and_picklable() -> None:
     assert (str(again), again.key) == (str(err), "a.b")
     assert str(ConfigError("whole file")) == "whole file"
     assert ConfigError("whole file").key is None
+
+
+def test_webhook_public_url_is_optional_normalised_and_never_holds_the_path() -> None:
+    assert parse_config(config()).webhook.public_url is None
+    settings = parse_config(config(webhook={"secret": "a-much-longer-secret-value", "public_url": "bot.example.com/"}))
+    assert settings.webhook.public_url == "https://bot.example.com"
+    assert settings.webhook.webhook_url("***") == "https://bot.example.com/deskie/webhook/***"
+    err = error_of(config(webhook={"secret": "s3cret-s3cret-s3cret", "public_url": "https://x.test/deskie/webhook"}))
+    assert err.key == "webhook.public_url"
+    assert error_of(config(webhook={"secret": "s3cret-s3cret-s3cret", "public_url": "ftp://x"})).key == "webhook.public_url"

@@ -381,14 +381,31 @@ def test_rate_limit_per_minute_header_learned(env: Env) -> None:
 # ---- errors ---------------------------------------------------------------------------------------------
 
 
-def test_plain_403_is_rejected_with_its_code(env: Env) -> None:
+def test_plain_403_is_a_credentials_error_naming_the_staff_email(env: Env) -> None:
+    # 403 = wrong staff login, or no permission (reference §3): stop and say what to fix, never a
+    # per-message refusal that would mark a customer's message failed.
     env.rsps.put(f"{BASE}/api/cases/2000.json", status=403, json={"error": "staff_has_not_access"})
-    with pytest.raises(DeskieRejected) as ei:
+    with pytest.raises(DeskieAuthError) as ei:
         env.client.set_case_status(2000, "open")
-    assert ei.value.status == 403 and ei.value.code == "staff_has_not_access"
-    assert not ei.value.not_found
+    assert "deskie.staff_email" in str(ei.value) and API_KEY not in str(ei.value)
     assert len(env.calls) == 1
     assert env.budget.paused_for() == 0
+
+
+def test_401_names_the_api_key_and_staff_not_active_names_the_agent(env: Env) -> None:
+    env.rsps.get(f"{BASE}/api/cases/2000.json", status=401, json={"error": "unauthorized"})
+    env.rsps.post(f"{BASE}/api/cases/2000/messages.json", status=400, json={"error": "staff_not_active"})
+    with pytest.raises(DeskieAuthError, match="deskie.api_key"):
+        env.client.get_case(2000)
+    with pytest.raises(DeskieAuthError, match="not active"):
+        env.client.add_user_message(2000, 1, "hello")
+
+
+def test_case_lists_always_ask_for_active_chats(env: Env) -> None:
+    env.rsps.get(f"{BASE}/api/cases.json", json={"case": []})
+    page = env.client.list_cases(channel="cch12")
+    assert page.items == [] and page.total_count == 0
+    assert "show_active_chats=true" in env.calls[0].request.url
 
 
 def test_401_raises_auth_error_without_the_api_key(env: Env) -> None:

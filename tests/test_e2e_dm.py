@@ -156,6 +156,7 @@ def test_secrets_never_reach_the_log(world: World, make_bot: Callable[..., BotPr
 
 
 def test_revoked_token_exits_non_zero(world: World, make_bot: Callable[..., BotProcess]) -> None:
+    world.mm.auth_timeout = 0.5  # a revoked token shows as a socket dropped at the auth tick (5 s real)
     bot = make_bot().start()
     world.mm.revoke_token(world.bot_token)
     code = bot.wait_exit(timeout=60)

@@ -29,6 +29,7 @@ OTHER_TEAM = "team2id0000000000000000000"
 DM = "dmchannelid00000000000000a"
 SUPPORT = "supportchanid000000000000a"
 FOREIGN = "foreignchanid000000000000a"
+GM = "groupchanid00000000000000a"
 
 
 class FakeDirectory:
@@ -43,6 +44,7 @@ class FakeDirectory:
             DM: {"id": DM, "type": "D", "team_id": "", "name": f"{BOT_ID}__{JANE}", "display_name": ""},
             SUPPORT: {"id": SUPPORT, "type": "O", "team_id": TEAM, "name": "support", "display_name": "Support"},
             FOREIGN: {"id": FOREIGN, "type": "O", "team_id": OTHER_TEAM, "name": "elsewhere", "display_name": "Else"},
+            GM: {"id": GM, "type": "G", "team_id": "", "name": "0f3a9c", "display_name": "bob, helpbot, jane"},
         }
 
     async def get_user(self, user_id: str) -> dict[str, Any]:
@@ -91,8 +93,7 @@ def raw_post(
         "type": type_,
         "props": props or {},
         "hashtags": "",
-        "file_ids": [],
-        "metadata": {},
+        "metadata": {},  # no file_ids key: the server omits it on a post without files
     }
 
 
@@ -383,7 +384,7 @@ POSTED_1_4 = (
     '\\"edit_at\\":0,\\"delete_at\\":0,\\"is_pinned\\":false,\\"user_id\\":\\"<alice id>\\",'
     '\\"channel_id\\":\\"<dm channel id>\\",\\"root_id\\":\\"\\",\\"original_id\\":\\"\\",'
     '\\"message\\":\\"hello @helpbot\\",\\"type\\":\\"\\",\\"props\\":{\\"disable_group_highlight\\":true},'
-    '\\"hashtags\\":\\"\\",\\"file_ids\\":[],\\"pending_post_id\\":\\"<alice id>:1732550000000\\",'
+    '\\"hashtags\\":\\"\\",\\"pending_post_id\\":\\"<alice id>:1732550000000\\",'
     '\\"reply_count\\":0,\\"last_reply_at\\":0,\\"participants\\":null,\\"metadata\\":{}}",\n'
     '   "sender_name":"@alice",\n'
     '   "set_online":true,\n'
@@ -447,3 +448,35 @@ def test_event_without_post_decodes_to_none() -> None:
 )
 def test_mentions_username_boundaries(text: str, expected: bool) -> None:
     assert mentions_username(text, BOT_NAME) is expected
+
+
+# ---- group messages, edit-history copies ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, relayed", [("@helpbot the printer is down", True), ("bob, lunch at noon?", False)])
+def test_group_message_is_addressed_to_the_bot_only_by_its_text(store: Store, text: str, relayed: bool) -> None:
+    """GMMention: the server puts every member but the poster in `mentions`, the bot on every GM post."""
+    intake = make_intake(store, mention_only=True)
+    ev = event(raw_post("g1", GM, message=text), mentions=[BOT_ID])
+    assert decode(ev).mentions_bot is True
+    assert accept(intake, ev) is relayed
+    assert store.has_post("g1") is relayed
+
+
+def test_group_message_without_channel_type_in_the_event_is_still_decided_by_text(store: Store) -> None:
+    intake = make_intake(store, mention_only=True)
+    ev = event(raw_post("g2", GM, message="no bot here"), mentions=[BOT_ID])
+    del ev["data"]["channel_type"]  # the type then comes from the channel itself
+    assert accept(intake, ev) is False
+
+
+def test_an_edit_history_copy_is_no_post_of_its_own(store: Store) -> None:
+    intake = make_intake(store)
+    assert accept(intake, dm("p1", "my order is 1234")) is True
+    copy = raw_post("c1", DM, message="my order is 1234", delete_at=1732550009000)
+    copy["original_id"] = "p1"
+    post = post_from_dict(copy, channel_type="D", team_id="", bot_id=BOT_ID, bot_username=BOT_NAME)
+    assert post.original_id == "p1"
+    assert intake.skip_reason(post) == "edit-history copy"
+    assert asyncio.run(intake.accept(post)) is False
+    assert store.count_outbox() == 1

@@ -61,7 +61,7 @@ def emu() -> Iterator[DeskieEmulator]:
         e.add_staff(EMAIL, "Relay Bot", api_key=KEY)
         e.add_staff("alice@acme.io", "Alice Agent")
         e.add_group("Support")
-        e.add_custom_channel(CH, "Mattermost")
+        e.add_custom_channel(CH, "Mattermost", channel_type="async")  # mail-like: lists show every case
         yield e
 
 
@@ -116,6 +116,12 @@ def test_bad_credentials_401(emu: DeskieEmulator) -> None:
     assert requests.get(f"{emu.url}/api/cases.json", auth=(EMAIL, KEY)).status_code == 200
 
 
+def test_unknown_staff_email_403_wrong_api_key_401(emu: DeskieEmulator) -> None:
+    # How live code reads them (reference §3): 401 = wrong API key, 403 = wrong staff login.
+    assert requests.get(f"{emu.url}/api/cases.json", auth=("nobody@acme.io", KEY)).status_code == 403
+    assert requests.get(f"{emu.url}/api/cases.json", auth=(EMAIL, "wrong")).status_code == 401
+
+
 # ----------------------------------------------------------------------------- cases
 def test_create_case_returns_201_with_case_and_first_customer_message(
     emu: DeskieEmulator, s: requests.Session
@@ -135,7 +141,7 @@ def test_create_case_returns_201_with_case_and_first_customer_message(
 def test_create_case_in_custom_channel_reuses_user_by_custom_id(
     emu: DeskieEmulator, s: requests.Session
 ) -> None:
-    emu.add_custom_channel("cch13", "Other")
+    emu.add_custom_channel("cch13", "Other", channel_type="async")
     a = new_case(emu, s, "mm:u1")
     b = new_case(emu, s, "mm:u1")
     c = new_case(emu, s, "mm:u1", channel="cch13")
@@ -258,7 +264,7 @@ def test_from_updated_time_filters_and_sorts(emu: DeskieEmulator, s: requests.Se
 
 
 def test_case_filters_channel_status_user_custom_id_anchors(emu: DeskieEmulator, s: requests.Session) -> None:
-    emu.add_custom_channel("cch13", "Other")
+    emu.add_custom_channel("cch13", "Other", channel_type="async")
     c1 = new_case(emu, s, "mm:abc")
     c2 = new_case(emu, s, "mm:abcd")
     c3 = new_case(emu, s, "x-mm:abc", channel="cch13")
@@ -290,6 +296,92 @@ def test_cases_paging_and_limit_bounds(emu: DeskieEmulator, s: requests.Session)
     assert s.get(f"{emu.url}/api/cases.json", params={"page": 9}).json() == {"total_count": 5}
     for bad in ({"limit": 101}, {"limit": 0}, {"page": 501}):
         assert s.get(f"{emu.url}/api/cases.json", params=bad).status_code == 400
+
+
+def test_lenient_shapes_trailing_slash_page_zero_php_arrays_documented_sorts(
+    emu: DeskieEmulator, s: requests.Session
+) -> None:
+    r = s.post(f"{emu.url}/api/cases.json/", json={"case": {"channel": CH, "user_custom_id": "mm:t",
+                                                           "subject": "s", "content": "c"}})
+    assert r.status_code == 201
+    c2 = new_case(emu, s, "mm:u2")
+    emu.close_case(c2["case_id"])
+    assert s.get(f"{emu.url}/api/cases.json", params={"page": 0}).json()["total_count"] == 2
+    closed = s.get(f"{emu.url}/api/cases.json", params={"status[0]": "closed"}).json()
+    assert [c["case_id"] for c in rows(closed, "case")] == [c2["case_id"]]
+    both = s.get(f"{emu.url}/api/cases.json", params={"status[0]": "closed", "status[1]": "open"}).json()
+    assert both["total_count"] == 2
+    for sort in ("response_desc", "priority_asc", "status_desc", "created_at_asc"):
+        assert s.get(f"{emu.url}/api/cases.json", params={"sort": sort}).status_code == 200
+    by_status = rows(s.get(f"{emu.url}/api/cases.json", params={"sort": "status_desc"}).json(), "case")
+    assert [c["status"] for c in by_status] == ["closed", "open"]
+    assert s.get(f"{emu.url}/api/cases.json", params={"sort": "nonsense"}).status_code == 400
+
+
+def test_active_chats_are_left_out_of_lists_unless_asked_for(s: requests.Session) -> None:
+    with DeskieEmulator() as e:
+        e.add_staff(EMAIL, "Bot", api_key=KEY)
+        e.add_custom_channel("cch5", "Chat", channel_type="sync")
+        case = new_case(e, s, "mm:chat", channel="cch5")
+        listed = s.get(f"{e.url}/api/cases.json", params={"channel": "cch5"}).json()
+        assert listed == {"total_count": 0} and e.chat_active(case["case_id"])
+        shown = s.get(f"{e.url}/api/cases.json", params={"channel": "cch5", "show_active_chats": "true"}).json()
+        assert [c["case_id"] for c in rows(shown, "case")] == [case["case_id"]]
+        # an agent's "end chat" moves it to the lists; a new message reactivates it
+        e.end_chat(case["case_id"])
+        assert s.get(f"{e.url}/api/cases.json").json()["total_count"] == 1
+        e.agent_reply(case["case_id"], content="hi")
+        assert s.get(f"{e.url}/api/cases.json").json()["total_count"] == 0
+        # Deskie's own inactivity timeout ends it too (an account setting, 10 minutes by default)
+        assert e.chat_timeout == 600
+        e.advance_clock(601)
+        assert s.get(f"{e.url}/api/cases.json").json()["total_count"] == 1 and not e.chat_active(case["case_id"])
+        # closing the case ends the chat; notes do not reactivate it
+        s.post(f"{e.url}/api/cases/{case['case_id']}/messages.json",
+               json={"message": {"user_id": case["user_id"], "content": "again"}})
+        assert e.chat_active(case["case_id"])
+        e.close_case(case["case_id"])
+        assert not e.chat_active(case["case_id"])
+        e.agent_reply(case["case_id"], content="note", note=True)
+        assert not e.chat_active(case["case_id"])
+
+
+@pytest.mark.parametrize("bumps", [False, True])
+def test_ending_a_chat_moves_updated_at_only_in_that_variant(s: requests.Session, bumps: bool) -> None:
+    with DeskieEmulator() as e:
+        e.add_staff(EMAIL, "Bot", api_key=KEY)
+        e.add_custom_channel("cch5", "Chat", channel_type="sync")
+        e.variants.chat_end_bumps_updated = bumps
+        case = new_case(e, s, "mm:chat", channel="cch5")
+        e.advance_clock(700)
+        after = e.get_case(case["case_id"])
+        assert (after["updated_at"] != case["updated_at"]) is bumps
+
+
+def test_variants_html_only_content_url_only_webhook_attachments_root_key_empty_list(
+    emu: DeskieEmulator, s: requests.Session, hook: Hook
+) -> None:
+    emu.variants.message_content = "html_only"
+    emu.variants.webhook_attachments = "url_only"
+    emu.variants.empty_list = "root_array"
+    assert s.get(f"{emu.url}/api/cases.json").json() == {"case": []}
+    emu.set_webhook_url(CH, hook.url)
+    case = new_case(emu, s, "mm:v")
+    msgs = rows(s.get(f"{emu.url}/api/cases/{case['case_id']}/messages.json").json(), "message")
+    assert msgs[0]["content"] == "" and "Hello" in msgs[0]["content_html"]
+    emu.agent_reply(case["case_id"], content="see file", attachments=[{"file_name": "a.txt", "data": "x"}])
+    body = emulated_wait(lambda: hook.received)[0]["body"]
+    att_keys = {k for k in body if k.startswith("object[attachments][0]")}
+    assert att_keys == {"object[attachments][0][url]"}
+
+
+def emulated_wait(fn: Any, timeout: float = 5.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := fn():
+            return value
+        time.sleep(0.02)
+    raise AssertionError("timed out")
 
 
 # -------------------------------------------------------------------------- messages
@@ -527,7 +619,8 @@ def test_over_budget_gets_429_with_retry_after_and_does_nothing(s: requests.Sess
         )
 
 
-def test_403_rate_style(s: requests.Session) -> None:
+def test_403_rate_style_variant(s: requests.Session) -> None:
+    # No evidence that Deskie answers a rate limit with 403 (reference §3): a variant only.
     with DeskieEmulator(rate_limit_per_minute=1, window_seconds=2.0, rate_limit_style="403") as e:
         e.add_staff(EMAIL, "Bot", api_key=KEY)
         assert s.get(f"{e.url}/api/cases.json").status_code == 200

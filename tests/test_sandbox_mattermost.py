@@ -124,10 +124,10 @@ def test_post_shape_matches_post_struct(world: World) -> None:
     post = world.req("POST", "/posts", json={"channel_id": world.town["id"], "message": "see #tag"}).json()
     expected = [
         "id", "create_at", "update_at", "edit_at", "delete_at", "is_pinned", "user_id", "channel_id",
-        "root_id", "original_id", "message", "type", "props", "hashtags", "file_ids", "pending_post_id",
+        "root_id", "original_id", "message", "type", "props", "hashtags", "pending_post_id",
         "reply_count", "last_reply_at", "participants", "metadata",
     ]  # fmt: skip
-    assert list(post) == expected
+    assert list(post) == expected  # file_ids is omitempty: no key on a post without files
     assert post["hashtags"] == "#tag"
     assert post["user_id"] == world.bot["id"]
     human = world.req(
@@ -168,15 +168,16 @@ def test_threads_reply_to_root_only(world: World) -> None:
     assert thread["posts"][root["id"]]["reply_count"] == 1
 
 
-def test_pending_post_id_dedups_per_user(world: World) -> None:
+def test_pending_post_id_dedups_under_one_key_for_all_users(world: World) -> None:
     body = {"channel_id": world.town["id"], "message": "once", "pending_post_id": "abc:1"}
     first = world.req("POST", "/posts", json=body)
     second = world.req("POST", "/posts", json=body)
     assert first.status_code == second.status_code == 201
     assert first.json()["id"] == second.json()["id"]
+    # The key is the raw string, global: another user's create with the same id gets the first post.
     other = world.req("POST", "/posts", world.alice_token, json=body)
-    assert other.json()["id"] != first.json()["id"]
-    assert len(world.emu.posts_in(world.town["id"])) == 2
+    assert other.json()["id"] == first.json()["id"]
+    assert len(world.emu.posts_in(world.town["id"])) == 1
 
 
 def test_edit_delete_and_since_catch_up(world: World) -> None:
@@ -189,8 +190,9 @@ def test_edit_delete_and_since_catch_up(world: World) -> None:
     assert edited["edit_at"] > 0 and edited["update_at"] == edited["edit_at"]
     world.emu.delete_post(second["id"])
     since = world.req("GET", f"/channels/{cid}/posts", params={"since": mark}).json()
-    assert set(since["order"]) == {first["id"], second["id"], third["id"]}
-    assert since["posts"][second["id"]]["delete_at"] > 0
+    (history,) = [p for p in since["posts"].values() if p["original_id"]]  # the edit's copy of "one"
+    assert set(since["order"]) == {first["id"], second["id"], third["id"], history["id"]}
+    assert since["posts"][second["id"]]["delete_at"] > 0 and since["posts"][second["id"]]["original_id"] == ""
     assert world.req("GET", f"/posts/{second['id']}").status_code == 404
     page = world.req("GET", f"/channels/{cid}/posts").json()
     assert page["order"] == [third["id"], first["id"]]

@@ -438,16 +438,17 @@ def test_inactive_connections_are_reaped() -> None:
         asyncio.run(main())
 
 
-def test_unauthenticated_socket_is_closed_after_auth_timeout(world: World) -> None:
+def test_unauthenticated_socket_gets_no_reply_and_is_closed_after_auth_timeout(world: World) -> None:
     world.emu.hub.auth_timeout = 0.3
 
     async def main() -> None:
         async with connect(world.ws_url) as ws:
+            # The hub drops replies to sockets it has not registered: neither not_authenticated nor bad_seq.
             await ws.send(json.dumps({"seq": 1, "action": "ping"}))
-            reply = await recv(ws)
-            assert reply["status"] == "FAIL" and reply["error"]["status_code"] == 401
-            with pytest.raises(ConnectionClosedError):
+            await ws.send(json.dumps({"seq": 0, "action": "authentication_challenge", "data": {"token": world.token}}))
+            with pytest.raises(ConnectionClosedError) as exc:
                 await recv(ws, timeout=2)
+            assert exc.value.rcvd is None
 
     asyncio.run(main())
 
@@ -476,5 +477,148 @@ def test_direct_added_and_user_added_events(world: World) -> None:
             await post_in_thread(world.emu.add_channel_member, world.town["id"], carol["id"])
             added = await recv_event(ws, "user_added")
             assert added["data"]["user_id"] == carol["id"]
+
+    asyncio.run(main())
+
+
+def test_a_bad_bearer_token_is_upgraded_then_silent_then_dropped_at_the_auth_tick(world: World) -> None:
+    world.emu.hub.auth_timeout = 0.4
+
+    async def main() -> None:
+        started = asyncio.get_running_loop().time()
+        # The upgrade succeeds (101, no InvalidStatus) whatever the token.
+        async with connect(world.ws_url, additional_headers=bearer("expired-token")) as ws:
+            await asyncio.to_thread(world.emu.post_as, world.alice["id"], world.dm["id"], "not for you")
+            with pytest.raises(ConnectionClosedError) as exc:
+                await recv(ws, timeout=3)  # no hello, no event: nothing before the close
+            assert exc.value.rcvd is None  # no close frame: 1006
+        assert asyncio.get_running_loop().time() - started >= 0.35
+
+    asyncio.run(main())
+
+
+def test_a_bad_bearer_socket_may_still_authenticate_by_challenge(world: World) -> None:
+    async def main() -> None:
+        async with connect(world.ws_url, additional_headers=bearer("expired-token")) as ws:
+            await ws.send(
+                json.dumps({"seq": 1, "action": "authentication_challenge", "data": {"token": world.token}})
+            )
+            assert (await recv(ws))["event"] == "hello"
+            assert await recv(ws) == {"status": "OK", "seq_reply": 1}
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("query", ["connection_id=not-an-id&sequence_number=1", "connection_id={cid}&sequence_number="])
+def test_a_refused_resume_query_is_upgraded_then_closed_at_once(world: World, query: str) -> None:
+    async def main() -> None:
+        async with connect(world.ws_url, additional_headers=bearer(world.token)) as ws:
+            cid = (await recv(ws))["data"]["connection_id"]
+        async with connect(f"{world.ws_url}?{query.format(cid=cid)}", additional_headers=bearer(world.token)) as ws:
+            with pytest.raises(ConnectionClosedError) as exc:
+                await recv(ws, timeout=1)  # well before the auth tick
+            assert exc.value.rcvd is None
+
+    asyncio.run(main())
+
+
+def test_the_webapps_first_connect_query_is_a_fresh_connection(world: World) -> None:
+    async def main() -> None:
+        url = f"{world.ws_url}?connection_id=&sequence_number=0"
+        async with connect(url, additional_headers=bearer(world.token)) as ws:
+            assert (await recv(ws))["event"] == "hello"
+
+    asyncio.run(main())
+
+
+def test_a_reconnect_the_server_has_not_noticed_the_drop_of_gets_a_new_connection(world: World) -> None:
+    """Only an inactive connection can be resumed: after a half-open drop the old one still counts as
+    active, so the resume is "not found" and what was posted in between is lost."""
+
+    async def main() -> None:
+        async with connect(world.ws_url, additional_headers=bearer(world.token)) as ws:
+            cid = (await recv(ws))["data"]["connection_id"]
+            await post_in_thread(world.emu.post_as, world.alice["id"], world.dm["id"], "seen")
+            assert (await recv(ws))["seq"] == 1
+            await asyncio.to_thread(world.emu.drop_connections, True, False)
+            with pytest.raises(ConnectionClosedError):
+                await recv(ws)
+        assert world.emu.connection_count() == 0 and world.emu.connection_count(include_unnoticed=True) == 1
+        await post_in_thread(world.emu.post_as, world.alice["id"], world.dm["id"], "into the half-open socket")
+        url = f"{world.ws_url}?connection_id={cid}&sequence_number=2"
+        async with connect(url, additional_headers=bearer(world.token)) as ws:
+            hello = await recv(ws)
+            assert hello["event"] == "hello" and hello["seq"] == 0
+            assert hello["data"]["connection_id"] != cid
+            with pytest.raises(asyncio.TimeoutError):
+                await recv(ws, timeout=0.3)  # the post made in between is not replayed
+            new_cid = hello["data"]["connection_id"]
+        # Once noticed, the old connection is inactive and resumable like any dropped one.
+        await asyncio.to_thread(world.emu.notice_drops)
+        assert world.emu.connection_count(include_unnoticed=True) == 0
+        async with connect(f"{world.ws_url}?connection_id={cid}&sequence_number=2", additional_headers=bearer(world.token)) as ws:
+            replayed = await recv(ws)
+            assert replayed["seq"] == 2
+            assert json.loads(replayed["data"]["post"])["message"] == "into the half-open socket"
+        assert new_cid != cid
+
+    asyncio.run(main())
+
+
+def test_the_server_notices_a_half_open_connection_at_its_read_deadline() -> None:
+    with MattermostEmulator(ping_interval=0.15) as emu:
+        bot, token = emu.add_bot("halfopen")
+        url = emu.url.replace("http://", "ws://") + "/api/v4/websocket"
+
+        async def main() -> None:
+            async with connect(url, additional_headers=bearer(token)) as ws:
+                await recv(ws)
+                await asyncio.to_thread(emu.drop_connections, True, False)
+                with pytest.raises(ConnectionClosedError):
+                    await recv(ws)
+            assert emu.connection_count(include_unnoticed=True) == 1
+            await asyncio.to_thread(emu.wait_for, lambda: emu.connection_count(include_unnoticed=True) == 0, 3)
+
+        asyncio.run(main())
+
+
+def test_a_second_socket_cannot_take_over_a_live_connection(world: World) -> None:
+    async def main() -> None:
+        async with connect(world.ws_url, additional_headers=bearer(world.token)) as first:
+            cid = (await recv(first))["data"]["connection_id"]
+            url = f"{world.ws_url}?connection_id={cid}&sequence_number=1"
+            async with connect(url, additional_headers=bearer(world.token)) as second:
+                hello = await recv(second)
+                assert hello["event"] == "hello" and hello["data"]["connection_id"] != cid
+            await post_in_thread(world.emu.post_as, world.alice["id"], world.dm["id"], "still live")
+            assert (await recv_event(first, "posted"))["seq"] == 1
+
+    asyncio.run(main())
+
+
+def test_group_message_mentions_every_member_but_the_poster(world: World) -> None:
+    carol = world.emu.add_user("carol")
+    alice_token = world.emu.create_token(world.alice["id"])
+    gm = world.emu.group_channel([world.bot["id"], world.alice["id"], carol["id"]])
+
+    async def main() -> None:
+        async with (
+            connect(world.ws_url, additional_headers=bearer(world.token)) as bot_ws,
+            connect(world.ws_url, additional_headers=bearer(alice_token)) as alice_ws,
+        ):
+            await recv(bot_ws)
+            await recv(alice_ws)
+            await post_in_thread(world.emu.post_as, world.alice["id"], gm["id"], "lunch, carol?")
+            bot_evt = await recv_event(bot_ws, "posted")
+            alice_evt = await recv_event(alice_ws, "posted")
+            # GMMention: the bot counts as mentioned though the text does not name it.
+            assert json.loads(bot_evt["data"]["mentions"]) == [world.bot["id"]]
+            assert "mentions" not in alice_evt["data"]
+            assert bot_evt["data"]["channel_type"] == "G"
+            assert bot_evt["data"]["channel_display_name"] == "alice, carol, helpbot"  # the sender included
+            world.emu.variants.mentions = "all"
+            await post_in_thread(world.emu.post_as, world.alice["id"], gm["id"], "and you, bot?")
+            everyone = await recv_event(bot_ws, "posted")
+            assert sorted(json.loads(everyone["data"]["mentions"])) == sorted([world.bot["id"], carol["id"]])
 
     asyncio.run(main())

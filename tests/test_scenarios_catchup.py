@@ -1,10 +1,12 @@
-"""Catch-up after lost websocket events and after a restart: what it reads, and against a server that
-cannot list the bot's channels."""
+"""Catch-up after lost websocket events and after a restart: what it reads (only the chats that changed),
+live posts beside it, against a server that cannot list the bot's channels, after a drop the server had
+not noticed, and with what `since=` returns besides new posts (edit copies, bumped roots)."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -125,3 +127,95 @@ def test_live_posts_are_not_held_behind_a_slow_catch_up(world: World, inproc_bot
     wait_for(lambda: "third, live" in "\n".join(customer_texts(world, jane_case["case_id"])), 15, "jane's posts")
     texts = "\n".join(customer_texts(world, jane_case["case_id"]))
     assert texts.index("second, while the bot was away") < texts.index("third, live"), texts
+
+
+def _away(world: World) -> None:
+    """The websocket goes and stays away (upgrades refused) until _back(); the server forgets it."""
+    world.mm.set_reject_websocket(True)
+    world.mm.drop_connections(resumable=False)
+
+
+def _back(world: World) -> None:
+    world.mm.set_reject_websocket(False)
+
+
+def _marker(world: World, bot: InProcessBot, case_id: int) -> None:
+    """A post after the return: once it is in Deskie, the catch-up before it has been fully taken in."""
+    assert bot.app is not None and bot.app.store is not None
+    post = world.mm.post_as(world.jane["id"], world.jane_dm["id"], "marker after the return")
+    wait_for(lambda: bot.app.store.has_post(post["id"]), 30, "the marker recorded")
+    wait_for(lambda: "marker after the return" in "".join(customer_texts(world, case_id)), 30, "the marker")
+
+
+def test_an_edit_and_a_thread_reply_made_while_away_arrive_once_each(
+    world: World, inproc_bot: Callable[..., InProcessBot]
+) -> None:
+    """since= also returns the edit's history copy (deleted, original_id set), the thread root the reply
+    bumped, and a post someone reacted to: none of them is a new message or a deletion."""
+    bot = inproc_bot().start()
+    mm = world.mm
+    jane, dm = world.jane["id"], world.jane_dm["id"]
+    order = mm.post_as(jane, dm, "my order is 1234")
+    other = mm.post_as(jane, dm, "and the invoice is wrong")
+    case = first_case(world)
+    wait_for(lambda: "invoice" in "".join(customer_texts(world, case["case_id"])), what="both posts relayed")
+    _away(world)
+    mm.edit_post(order["id"], "my order is 1243")
+    mm.post_as(jane, dm, "any news on it?", root_id=order["id"])
+    mm.add_reaction(jane, other["id"], "+1")
+    _back(world)
+    wait_for(lambda: "any news on it?" in "".join(customer_texts(world, case["case_id"])), 30, "the reply caught up")
+    _marker(world, bot, case["case_id"])
+    messages = world.dk.messages(case["case_id"])
+    notes = [m["content"] for m in messages if m["note"]]
+    assert len(notes) == 1 and "edited" in notes[0] and "1243" in notes[0] and "1234" in notes[0], notes
+    assert not any("deleted" in n for n in notes)
+    text = "\n".join(customer_texts(world, case["case_id"]))
+    for line in ("my order is 1234", "and the invoice is wrong", "any news on it?"):
+        assert text.count(line) == 1, text
+    assert "1243" not in text  # the edit is a note, not a new message
+
+
+def test_a_thread_root_from_before_the_first_start_stays_history_when_a_reply_bumps_it(
+    world: World, inproc_bot: Callable[..., InProcessBot]
+) -> None:
+    mm = world.mm
+    jane, dm = world.jane["id"], world.jane_dm["id"]
+    old = mm.post_as(jane, dm, "an old question from before the bot")
+    time.sleep(1.2)  # older than the catch-up's one-second overlap at the first start
+    bot = inproc_bot().start()
+    mm.post_as(jane, dm, "hello, bot")
+    case = first_case(world)
+    _away(world)
+    # The reply bumps the old root's update_at: since= returns the root too, in `order`.
+    mm.post_as(jane, dm, "following up on my old question", root_id=old["id"])
+    _back(world)
+    wait_for(lambda: "following up" in "".join(customer_texts(world, case["case_id"])), 30, "the reply caught up")
+    _marker(world, bot, case["case_id"])
+    text = "\n".join(customer_texts(world, case["case_id"]))
+    assert "an old question" not in text
+    assert len(cases_of(world)) == 1
+
+
+def test_posts_made_before_the_server_noticed_a_drop_reach_deskie_once(
+    world: World, inproc_bot: Callable[..., InProcessBot]
+) -> None:
+    """The client noticed the drop first (half-open TCP): its resume finds the old connection still
+    active, so it is "not found": a new connection_id, and what was posted in between is lost."""
+    bot = inproc_bot().start()
+    mm = world.mm
+    jane, dm = world.jane["id"], world.jane_dm["id"]
+    mm.post_as(jane, dm, "first")
+    case = first_case(world)
+    assert bot.app is not None and bot.app.ws is not None
+    resyncs, old_id = bot.app.ws.resyncs, bot.app.ws.connection_id
+    mm.set_reject_websocket(True)  # hold the reconnect until the post is made
+    mm.drop_connections(resumable=True, noticed=False)
+    mm.post_as(jane, dm, "second, written into the half-open socket")
+    _back(world)
+    wait_for(lambda: "second" in "".join(customer_texts(world, case["case_id"])), 30, "the lost post caught up")
+    _marker(world, bot, case["case_id"])
+    assert bot.app.ws.connection_id != old_id and bot.app.ws.resyncs == resyncs + 1
+    assert mm.connection_count(include_unnoticed=True) == 2  # the server still holds the old one
+    text = "\n".join(customer_texts(world, case["case_id"]))
+    assert text.count("first") == 1 and text.count("second, written into the half-open socket") == 1

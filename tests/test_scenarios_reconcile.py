@@ -217,6 +217,45 @@ def test_reconcile_cost_does_not_grow_with_open_chats(
         assert answers(world, channel_id) == [text]
 
 
+def test_a_poll_after_40_chats_opened_at_once_reads_only_the_changed_cases(
+    world: World, inproc_bot: Callable[..., InProcessBot], clock: Any
+) -> None:
+    """The bot knows what it wrote: cases whose only change is the bot's own create are not read on
+    every poll (they were, while their second was the newest). Target: each poll makes at most one list
+    call + the changed cases + a small constant, and each answer is posted once."""
+    dk, mm = world.dk, world.mm
+    bot = start_quiet(inproc_bot)
+    assert bot.app is not None
+    people = [mm.add_user(f"burst{i:02d}", "Burst", f"User{i}") for i in range(40)]
+    dms = [mm.direct_channel(world.bot["id"], p["id"]) for p in people]
+    for person, dm in zip(people, dms, strict=True):
+        mm.post_as(person["id"], dm["id"], "help, please")
+    wait_for(lambda: len(cases_of(world)) == 40, 30, "40 cases")
+    wait_for(lambda: bot.app is not None and bot.app.store.count_outbox("pending") == 0, 30, "the burst sent")
+    dk.set_webhook_enabled(False)
+    changed = cases_of(world)[:2]
+    dk.advance_clock(5)
+    for case in changed:
+        dk.agent_reply(case["case_id"], content=f"answer for {case['case_id']}")
+
+    costs = []
+    for _ in range(6):
+        dk.clear_request_log()
+        poll(bot)
+        clock.advance(3)  # owed reads come due on later polls
+        log = [e for e in dk.request_log if e["path"].startswith("/api/cases")]
+        lists = [e for e in log if e["path"] == "/api/cases.json"]
+        assert len(lists) == 1
+        costs.append(len(log))
+    assert max(costs) <= 1 + len(changed) + 2, costs
+    wait_for(lambda: settled(bot), what="the ledger to settle")
+    for case, dm in ((c, next(d for p, d in zip(people, dms, strict=True)
+                             if dk.user(c["user_id"])["user_custom_id"] == f"u:{p['id']}")) for c in changed):
+        assert answers(world, dm["id"]) == [f"answer for {case['case_id']}"]
+    posted = sum(len(answers(world, dm["id"])) for dm in dms)
+    assert posted == len(changed)
+
+
 def test_outgoing_case_whose_webhook_was_missed_is_opened_by_reconcile(
     world: World, inproc_bot: Callable[..., InProcessBot]
 ) -> None:

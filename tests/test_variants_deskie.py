@@ -12,6 +12,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import pytest
+
 from deskie_mm_bot.sandbox_runner import World
 from tests.delivery import add_customers, all_delivered, burst, verdict
 from tests.harness import (
@@ -209,11 +211,13 @@ def test_create_answer_without_user_id_still_sends_follow_ups(
     assert len(cases_of(world)) == 1
 
 
+@pytest.mark.parametrize("shape", ["array", "root_array"])
 def test_empty_lists_as_json_arrays_and_answers_found_by_the_poll(
-    world: World, make_bot: Callable[..., BotProcess]
+    world: World, make_bot: Callable[..., BotProcess], shape: str
 ) -> None:
-    """A PHP backend may answer an empty list as `[]` rather than {"total_count": 0}."""
-    world.dk.variants.empty_list = "array"
+    """A PHP backend may answer an empty list as `[]`, or `{"case": []}` (one SDK's test), rather than
+    {"total_count": 0}."""
+    world.dk.variants.empty_list = shape
     world.dk.set_webhook_enabled(False)  # the poll is the only way back
     bot = make_bot().start()
     wait_for(lambda: any(e["path"] == "/api/cases.json" and e["status"] == 200 for e in world.dk.request_log),
@@ -221,3 +225,34 @@ def test_empty_lists_as_json_arrays_and_answers_found_by_the_poll(
     case = _open_chat(world)
     world.dk.agent_reply(case["case_id"], content="found by the poll")
     _posted_once_each(world, bot, ["found by the poll"])
+
+
+def test_answers_listed_with_only_content_html_are_posted_from_their_html(
+    world: World, make_bot: Callable[..., BotProcess]
+) -> None:
+    """The laravel fixture lists messages with `content: ""` and only `content_html` (§6.1)."""
+    world.dk.variants.message_content = "html_only"
+    world.dk.set_webhook_enabled(False)  # the poll is the only way back
+    bot = make_bot().start()
+    case = _open_chat(world)
+    world.dk.agent_reply(case["case_id"], html="<p>Try <b>this</b></p>")
+    _posted_once_each(world, bot, ["Try **this**"])
+
+
+def test_webhook_attachments_with_only_a_url_reach_the_customer(
+    world: World, make_bot: Callable[..., BotProcess]
+) -> None:
+    """Live receivers read nothing but `object[attachments][N][url]` (§7.1): no file name comes."""
+    world.dk.variants.webhook_attachments = "url_only"
+    bot = make_bot().start()
+    case = _open_chat(world)
+    world.dk.agent_reply(case["case_id"], content="the log you asked for",
+                         attachments=[{"file_name": "server.log", "data": "line 1\n", "mime_type": "text/plain"}])
+    wait_for(lambda: _answers(world), what="the answer")
+    time.sleep(SETTLE)
+    answers = _answers(world)
+    assert len(answers) == 1 and answers[0].startswith("the log you asked for")
+    post = bot_posts(world, world.jane_dm["id"])[0]
+    # Either the file itself is attached, or (older behaviour) a link named after the URL's last part.
+    assert post.get("file_ids") or "server.log" in answers[0]
+    assert bot.healthy()

@@ -1,7 +1,10 @@
 """Deskie API client: one `requests.Session`, explicit timeouts, one rate budget, retries by meaning.
 
-- Rate limiting (429, or the old 403 "rate limit exceeded") is never an error to the caller: the
-  request was not done, so the client pauses every call for `retry_after` and sends it again.
+- Rate limiting (429; also a 403 whose body says "rate limit exceeded", a variant with no evidence
+  behind it that costs nothing to tolerate) is never an error to the caller: the request was not
+  done, so the client pauses every call for `retry_after` and sends it again.
+- 401 (wrong API key), any other 403 (wrong staff login, or no permission) and `staff_not_active`
+  are `DeskieAuthError`: configuration, not a refused message. Nothing is marked failed; the bot stops.
 - Timeouts, connection errors and 5xx on reads are retried with capped backoff. On writes they are
   raised as `DeskieUnavailable(maybe_applied=...)`: Deskie has no idempotency key, so only the caller,
   who knows what it wrote, can check whether the write happened before repeating it.
@@ -35,7 +38,12 @@ class DeskieError(Exception):
 
 
 class DeskieAuthError(DeskieError):
-    """401: the staff e-mail or API key is wrong. The bot cannot work on."""
+    """401, 403 or `staff_not_active`: the staff e-mail or API key is wrong, or that agent may not use
+    the API. The bot cannot work on; the message names the key to fix."""
+
+
+# Deskie's error codes that mean the API user itself is not usable (reference §3).
+_AUTH_CODES = ("staff_not_active",)
 
 
 class DeskieUnavailable(DeskieError):
@@ -187,11 +195,9 @@ class DeskieClient:
                     raise DeskieUnavailable(f"Deskie answered HTTP {resp.status_code}", maybe_applied=write)
                 self._sleep(backoff.next_delay())
                 continue
-            if resp.status_code == 401:
-                self._note_error("HTTP 401")
-                raise DeskieAuthError(
-                    "Deskie rejected the credentials (HTTP 401): check deskie.staff_email and deskie.api_key"
-                )
+            if resp.status_code in (401, 403) or (resp.status_code >= 400 and _error_code(body) in _AUTH_CODES):
+                self._note_error(f"HTTP {resp.status_code}")
+                raise DeskieAuthError(_auth_problem(resp.status_code, _error_code(body)))
             if resp.status_code >= 400:
                 raise DeskieRejected(resp.status_code, _error_code(body), path)
             self.last_ok_at = time.time()
@@ -242,6 +248,9 @@ class DeskieClient:
         )["case"]
 
     def list_cases(self, priority: Priority = Priority.RECONCILE, **params: Any) -> Page:
+        # A chat-type channel's live chats are left out of case lists unless asked for: exactly the
+        # cases the bot looks for (a missed answer, an interrupted create). Free where ignored.
+        params.setdefault("show_active_chats", "true")
         data = self.request("GET", "/api/cases.json", params=params, priority=priority)
         return unwrap_list(data, "case")
 
@@ -315,6 +324,16 @@ class DeskieClient:
     def list_custom_channels(self) -> list[dict[str, Any]]:
         data = self.request("GET", "/api/custom_channels.json", priority=Priority.DIRECTORY)
         return unwrap_list(data, "custom_channel").items
+
+
+def _auth_problem(status: int, code: str) -> str:
+    if code == "staff_not_active":
+        return ("Deskie says the API agent is not active (staff_not_active): reactivate the agent of "
+                "deskie.staff_email, or use another agent's e-mail and API key")
+    if status == 401:
+        return "Deskie rejected the API key (HTTP 401): check deskie.api_key (and deskie.staff_email)"
+    return ("Deskie rejected the staff login (HTTP 403): check deskie.staff_email (an active agent "
+            "allowed to use the API) and deskie.api_key")
 
 
 def _refused(e: Exception) -> bool:

@@ -24,6 +24,7 @@ def post_from_dict(
     props = post.get("props") or {}
     text = str(post.get("message") or "")
     mentioned = (bot_id in mentions) if mentions is not None else False
+    named = mentions_username(text, bot_username)
     return ChatPost(
         post_id=str(post["id"]),
         channel_id=str(post["channel_id"]),
@@ -40,7 +41,9 @@ def post_from_dict(
         post_type=str(post.get("type") or ""),
         from_bot=_flag(props.get("from_bot")),
         from_webhook=_flag(props.get("from_webhook")),
-        mentions_bot=mentioned or mentions_username(text, bot_username),
+        mentions_bot=mentioned or named,
+        names_bot=named,
+        original_id=str(post.get("original_id") or ""),
     )
 
 

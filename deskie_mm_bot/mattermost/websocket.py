@@ -5,7 +5,9 @@ What the Python drivers do not do, and a support bot needs:
 - track the per-connection `seq`, resume with `connection_id` + `sequence_number` after a drop;
 - notice when events were lost (a new `connection_id` in `hello`) and ask for a REST catch-up;
 - detect a dead connection with an application ping, and reconnect with jittered backoff, never spinning;
-- treat a rejected token as fatal instead of retrying forever.
+- treat a rejected token as fatal instead of retrying forever. The upgrade succeeds whatever the token
+  (HTTP 101): a bad one shows only as a socket that stays silent and is dropped, so a silent drop is
+  followed by a REST check of the token.
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ class MattermostWebsocket:
         self._stopping = asyncio.Event()
         self._ws: ClientConnection | None = None
         self.connected = asyncio.Event()
+        # Set once a server dropped us without a word although the token is good: the Bearer header is
+        # not reaching it (a proxy strips it), so each connection also authenticates by challenge.
+        self.challenge_on_connect = False
         self.reconnects = 0
         self.resyncs = 0
 
@@ -138,6 +143,10 @@ class MattermostWebsocket:
         got_anything = False
         challenged = False
         try:
+            if self.challenge_on_connect:
+                challenged = True
+                # Ignored, without a reply, by a server that took the header (the resume still works).
+                await ws.send(json.dumps(self._challenge()))
             async for raw in _frames(ws, heard, self._check_token):
                 msg = json.loads(raw)
                 if "seq_reply" in msg:
@@ -159,6 +168,10 @@ class MattermostWebsocket:
                 if "seq_reply" in msg:
                     continue
                 await self._handle_event(msg, resumed)
+        except ConnectionClosed:
+            if not got_anything and not self._stopping.is_set():
+                self._dropped_without_a_word()  # the token was checked, and is good
+            raise
         finally:
             await _stop_task(pinger)
             # Left by an error in a handler: do not keep a second, unread connection open.
@@ -166,7 +179,14 @@ class MattermostWebsocket:
         if not got_anything and not self._stopping.is_set():
             if self._check_token is not None:
                 await self._check_token()
+            self._dropped_without_a_word()
             raise ConnectionResetError("connection closed before hello")
+
+    def _dropped_without_a_word(self) -> None:
+        if not self.challenge_on_connect:
+            self.challenge_on_connect = True
+            log.warning("Mattermost closed the websocket before a word although the token is good; "
+                        "authenticating by authentication_challenge too from now on")
 
     async def _handle_event(self, msg: dict[str, Any], resumed: bool) -> None:
         event = msg.get("event")

@@ -37,6 +37,15 @@ def has_news(channel: dict[str, Any], cursor: int | None, floor: int) -> bool:
     return int(channel.get("last_post_at") or 0) > (floor if cursor is None else cursor)
 
 
+def changed_since(post: ChatPost, since_ms: int) -> bool:
+    """Whether a post that `since=` returned was made, edited or deleted after `since_ms`. The list also
+    holds posts that only look modified: a thread root a new reply bumped (even one from before the bot's
+    first start), a post someone reacted to. Those were seen already, or are history: never a new message."""
+    if post.original_id:
+        return False  # an edit-history copy; the edited post itself is in the list too
+    return max(post.create_at_ms, post.edit_at_ms, post.delete_at_ms) > since_ms
+
+
 class CatchUp:
     def __init__(
         self,
@@ -181,10 +190,12 @@ class CatchUp:
             posts = self._since_bot_joined(posts)
         for raw in posts:
             self.posts_seen += 1
-            await self.take(post_from_dict(
+            post = post_from_dict(
                 raw, channel_type=str(channel.get("type", "")), team_id=str(channel.get("team_id") or ""),
                 bot_id=self.rest.me["id"], bot_username=self.rest.me["username"],
-            ))
+            )
+            if changed_since(post, since):
+                await self.take(post)
         if posts:
             # Posts come in creation order but an edited old one carries a late update time: the
             # cursor moves only once the whole list is in, or a crash could skip a post.
@@ -205,4 +216,4 @@ class CatchUp:
         return posts[joined + 1:]
 
 
-__all__ = ["CatchUp", "has_news"]
+__all__ = ["CatchUp", "changed_since", "has_news"]

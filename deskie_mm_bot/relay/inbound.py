@@ -264,6 +264,7 @@ class InboundRelay:
                 )
                 with self.store.lazy_commits():  # the write is made: an in-flight batch is looked for first
                     self.store.touch_conversation(conv.id, "customer", int(msg.get("message_id") or 0))
+                    self.store.record_own_write(conv.id, msg.get("created_at"))
                     self.store.finish_batch(batch.id)
                 self.sent_batches += 1
                 log.info("relayed %d post(s) of %s to Deskie (%s)", len(items), batch.conv_key, batch.op)
@@ -273,6 +274,7 @@ class InboundRelay:
                 note = await off_loop(self.pool, self.deskie.add_note, conv.case_id, content)
                 # Without this, a later note with the same text would be matched to this one when verified.
                 self.store.saw_message_id(conv.id, int(note.get("message_id") or 0))
+                self.store.record_own_write(conv.id, note.get("created_at"))
         except DeskieRejected as e:
             if batch.op in ("add_message", "add_note") and conv is not None and await self._case_gone(conv, e):
                 if batch.op == "add_note":
@@ -309,7 +311,7 @@ class InboundRelay:
             # Recorded meanwhile through another door (an answer's webhook): the batch is done.
             self.store.finish_batch(batch.id)
             return
-        self.store.create_conversation(
+        conv = self.store.create_conversation(
             conv_key=batch.conv_key,
             channel_id=first.channel_id,
             reply_root_id=first.reply_root_id,
@@ -322,6 +324,7 @@ class InboundRelay:
             case_updated_at=None,
             finishes_batch=batch.id,
         )
+        self.store.record_own_write(conv.id, case.get("updated_at"))
 
     async def _case_gone(self, conv: Conversation, err: DeskieRejected) -> bool:
         if err.not_found:
@@ -375,6 +378,8 @@ class InboundRelay:
                 channel=self.target.channel,
                 sort="created_at_desc",
                 limit=10,
+                # A case merged into another meanwhile is still the one this write made.
+                show_merged_cases="true",
             )
             candidates = page.items
             if candidates:

@@ -50,6 +50,9 @@ class Intake:
         self.rules = rules
 
     def skip_reason(self, post: ChatPost) -> str | None:
+        if post.original_id:
+            # What an edit leaves behind (since= returns it, deleted): the edit itself is the change.
+            return "edit-history copy"
         if post.user_id == self.rules.bot_id:
             return "own post"
         if post.from_bot or post.from_webhook:
@@ -77,7 +80,10 @@ class Intake:
             return self._record_change(post)
         direct = channel_type == "D"
         in_relayed_thread = bool(post.root_id) and self._root_is_relayed(post.root_id)
-        if not direct and self.rules.mention_only and not post.mentions_bot and not in_relayed_thread:
+        # In a group message the server counts every member but the poster as mentioned, the bot
+        # included, whatever the text: there only the text says whether the bot was addressed.
+        addressed = post.names_bot if channel_type == "G" else post.mentions_bot
+        if not direct and self.rules.mention_only and not addressed and not in_relayed_thread:
             log.debug("post %s not relayed: no mention of the bot", post.post_id)
             return False
         author = await self.directory.get_user(post.user_id)

@@ -56,7 +56,10 @@ class IdleSweeper:
                     self.store.set_conversation_state(conv.id, "closed")
                     continue
                 if case.get("status") != status:
-                    await off_loop(self.pool, self.deskie.set_case_status, conv.case_id, status, Priority.RECONCILE)
+                    changed = await off_loop(
+                        self.pool, self.deskie.set_case_status, conv.case_id, status, Priority.RECONCILE
+                    )
+                    self.store.record_own_write(conv.id, changed.get("updated_at"))
             except DeskieRejected as e:
                 if not e.not_found:
                     raise

@@ -2,11 +2,17 @@
 
 One list call per poll (`from_updated_time` from a stored cursor, oldest change first), then the
 messages of only those cases that changed. The cost does not grow with the number of open chats.
+
+The bot knows what it wrote itself: a case listed with nothing newer than the bot's own last write
+is not read for it (40 chats opened in one second would otherwise be read on every poll). Deskie's
+times have one-second resolution, so such a case is read once later, a few per poll at most, in case
+someone else wrote in that same second.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from datetime import datetime, timedelta
@@ -28,6 +34,31 @@ CURSOR = "deskie.cases_updated_since"
 # timestamps (no clock skew to cover), so a few seconds are enough; a wider window would re-list
 # every case changed in it on every poll, and the cost of a poll would grow with busy chats.
 OVERLAP = timedelta(seconds=5)
+OWED_READS_PER_POLL = 2
+OWED_READ_DELAY = 2.0  # seconds: a later poll, when the second of the own write is surely over
+
+
+def _only_own_write(case: dict[str, Any], updated_at: str, own: str | None) -> bool:
+    """Whether the listing shows nothing newer than the bot's own last write. The bot never closes,
+    trashes or marks spam, and an agent's answer in that same second shows in `last_response_at`."""
+    if not updated_at or not _same_time(updated_at, own):
+        return False
+    if case.get("status") == "closed" or case.get("deleted") or case.get("spam"):
+        return False
+    return not _answered_since(case, updated_at)
+
+
+def _answered_since(case: dict[str, Any], own: str) -> bool:
+    """The case's `last_response_at` (an agent's last answer, where Deskie lists it) is not older than
+    the bot's own write: someone answered in that very second, so it is read now."""
+    answered, written = _parse(case.get("last_response_at")), _parse(own)
+    return answered is not None and written is not None and answered >= written
+
+
+def _same_time(a: str | None, b: str | None) -> bool:
+    """Two Deskie times are the same second (their text may differ in offset or spacing)."""
+    pa, pb = _parse(a), _parse(b)
+    return pa is not None and pa == pb
 
 
 def _parse(value: Any) -> datetime | None:
@@ -71,7 +102,9 @@ class Reconciler:
         *,
         on_new_replies: Callable[[], None] = lambda: None,
         adopt_unknown: Callable[[dict[str, Any]], Awaitable[Conversation | None]] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self.clock = clock
         self.store = store
         self.deskie = deskie
         self.channel = channel
@@ -99,6 +132,12 @@ class Reconciler:
                 newest = updated
         for case in cases:
             queued += await self._reconcile_case(case, at_edge=_parse(case.get("updated_at")) == newest)
+        for conv in self.store.owed_reads(self.clock(), OWED_READS_PER_POLL):
+            assert conv.case_id is not None
+            fresh = await self._read_answers(conv.case_id, conv)
+            if fresh is not None:
+                queued += fresh
+                self.store.set_case_updated_at(conv.id, conv.own_updated_at or conv.case_updated_at or "")
         if newest is not None:
             self.store.set_cursor(CURSOR, cursor_text(newest))
         if queued:
@@ -136,6 +175,30 @@ class Reconciler:
         updated_at = str(case.get("updated_at") or "")
         if updated_at and updated_at == conv.case_updated_at:
             return 0
+        if _only_own_write(case, updated_at, conv.own_updated_at):
+            # Nothing newer than the bot's own write: no read now, one later (see the module's doc).
+            self.store.owe_read(conv.id, self.clock() + OWED_READ_DELAY)
+            return 0
+        queued = await self._read_answers(case_id, conv)
+        if queued is None:
+            return 0
+        if case.get("status") == "closed" and conv.state != "closed":
+            self.store.set_conversation_state(conv.id, "closed")
+            log.info("case %s was closed in Deskie; the next message opens a new case", case_id)
+        elif (case.get("status") in ("open", "waiting") and conv.state == "closed" and queued
+              and self.store.current_conversation(conv.conv_key) is None):
+            # Reopened by an agent's answer: the customer's reply belongs to this case again.
+            self.store.set_conversation_state(conv.id, "active")
+        if updated_at and not at_edge:
+            # Times have one-second resolution: a case changed in the newest second of this listing
+            # may change again within that second, after the list call, keeping the same updated_at.
+            # Only a listing that shows a later second proves that second over; until then the case
+            # is read again (the cursor's overlap keeps it listed).
+            self.store.set_case_updated_at(conv.id, updated_at)
+        return queued
+
+    async def _read_answers(self, case_id: int, conv: Conversation) -> int | None:
+        """Queue the case's answers the ledger does not know; None when Deskie will not show the case."""
         try:
             page = await off_loop(self.pool, self.deskie.list_messages, case_id, order="desc", limit=100)
         except DeskieRejected as e:
@@ -143,7 +206,7 @@ class Reconciler:
             if e.not_found:
                 self.store.set_conversation_state(conv.id, "closed")
             log.warning("reconciliation skips case %s: %s", case_id, e)
-            return 0
+            return None
         answers = [
             m for m in page.items
             if int(m.get("staff_id") or 0) and not m.get("note") and int(m.get("message_id") or 0)
@@ -169,19 +232,6 @@ class Reconciler:
                 source="reconcile",
             ):
                 queued += 1
-        if case.get("status") == "closed" and conv.state != "closed":
-            self.store.set_conversation_state(conv.id, "closed")
-            log.info("case %s was closed in Deskie; the next message opens a new case", case_id)
-        elif (case.get("status") in ("open", "waiting") and conv.state == "closed" and queued
-              and self.store.current_conversation(conv.conv_key) is None):
-            # Reopened by an agent's answer: the customer's reply belongs to this case again.
-            self.store.set_conversation_state(conv.id, "active")
-        if updated_at and not at_edge:
-            # Times have one-second resolution: a case changed in the newest second of this listing
-            # may change again within that second, after the list call, keeping the same updated_at.
-            # Only a listing that shows a later second proves that second over; until then the case
-            # is read again (the cursor's overlap keeps it listed).
-            self.store.set_case_updated_at(conv.id, updated_at)
         return queued
 
     def _resolve_unnamed(self, case_id: int, text: str, message_id: int) -> bool:

@@ -39,6 +39,8 @@ class Conversation:
     last_message_id: int
     case_updated_at: str | None
     created_at: float
+    own_updated_at: str | None = None
+    verify_after: float | None = None
 
 
 @dataclass(frozen=True)
@@ -461,7 +463,31 @@ class Store:
         self._exec("UPDATE conversations SET deskie_user_id = ? WHERE id = ?", (user_id, conversation_id))
 
     def set_case_updated_at(self, conversation_id: int, updated_at: str) -> None:
-        self._exec("UPDATE conversations SET case_updated_at = ? WHERE id = ?", (updated_at, conversation_id))
+        """The case was read through `updated_at`: nothing before it is unknown (no read is owed)."""
+        self._exec(
+            "UPDATE conversations SET case_updated_at = ?, verify_after = NULL WHERE id = ?",
+            (updated_at, conversation_id),
+        )
+
+    def record_own_write(self, conversation_id: int, updated_at: str | None) -> None:
+        """The case's `updated_at` as the bot's own write (create, message, note, status) left it."""
+        if updated_at:
+            self._exec("UPDATE conversations SET own_updated_at = ? WHERE id = ?", (updated_at, conversation_id))
+
+    def owe_read(self, conversation_id: int, after: float) -> None:
+        """A case listed with only the bot's own write to show is read once, later."""
+        self._exec(
+            "UPDATE conversations SET verify_after = COALESCE(verify_after, ?) WHERE id = ?",
+            (after, conversation_id),
+        )
+
+    def owed_reads(self, now: float, limit: int) -> list[Conversation]:
+        rows = self._all(
+            "SELECT * FROM conversations WHERE verify_after IS NOT NULL AND verify_after <= ?"
+            " AND case_id IS NOT NULL ORDER BY verify_after, id LIMIT ?",
+            (now, limit),
+        )
+        return [_conversation(r) for r in rows]
 
     def idle_conversations(self, older_than: float) -> list[Conversation]:
         rows = self._all(
@@ -527,10 +553,14 @@ class Store:
             return False
 
     def due_replies(self, now: float, limit: int = 50) -> list[Reply]:
-        """Answers to post now, oldest first. An answer waiting for a retry holds back the later
-        answers of its chat, so a chat's answers always arrive in order."""
+        """Answers to post now, in Deskie's order. An answer waiting for a retry holds back the later
+        answers of its chat, so a chat's answers always arrive in order. Deskie's message ids grow
+        with time, so a chat's queue goes by id (one being posted first), whichever door brought each
+        answer first: a webhook retried after a restart must not overtake the answers the poll finds."""
         rows = self._all(
-            "SELECT * FROM replies WHERE state IN ('pending', 'posting') ORDER BY id LIMIT ?", (limit * 4,)
+            "SELECT * FROM replies WHERE state IN ('pending', 'posting')"
+            " ORDER BY state = 'posting' DESC, message_id IS NULL, message_id, id LIMIT ?",
+            (limit * 4,),
         )
         due: list[Reply] = []
         blocked: set[tuple[str, int]] = set()

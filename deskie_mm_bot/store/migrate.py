@@ -13,6 +13,11 @@ from importlib import resources
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
+class SchemaTooNew(sqlite3.DatabaseError, RuntimeError):
+    """The store was written by a newer bot. A database error, so that every command that opens the
+    store reports it as its usual one line about state.path (exit 2), not as a crash."""
+
+
 def migration_files() -> list[tuple[int, str, str]]:
     """(version, file name, SQL) for every migration shipped with the package, in order."""
     found: list[tuple[int, str, str]] = []
@@ -41,7 +46,7 @@ def migrate(conn: sqlite3.Connection, target: int | None = None) -> int:
     goal = len(files) if target is None else target
     version = current_version(conn)
     if version > len(files):
-        raise RuntimeError(
+        raise SchemaTooNew(
             f"state store schema version {version} is newer than this bot knows ({len(files)}); "
             "upgrade deskie-mm-bot"
         )

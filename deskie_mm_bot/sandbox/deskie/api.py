@@ -133,8 +133,20 @@ ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
 ]
 
 
+_LIST_ROOTS = {"cases": "case", "messages": "message", "users": "user", "groups": "group",
+               "staff": "staff", "custom_channels": "custom_channel"}
+
+
+def list_root(path: str) -> str:
+    """The root key of a list endpoint's rows, e.g. ``case`` for ``/api/cases.json``."""
+    name = path.rstrip("/").rsplit("/", 1)[-1].removesuffix(".json")
+    return _LIST_ROOTS.get(name, name)
+
+
 def resolve(method: str, path: str) -> tuple[Handler, dict[str, str]]:
     """Find the handler; raises ApiError 404 ``not_found`` / 405 ``method_not_allowed``."""
+    if path.endswith(".json/"):
+        path = path[:-1]  # live relays post to `.../cases.json/` and get 201 (§1)
     for pattern, methods in ROUTES:
         m = pattern.match(path)
         if m:

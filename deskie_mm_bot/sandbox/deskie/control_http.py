@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +21,22 @@ async def _body(request: web.Request) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError("body must be a JSON object")
     return data
+
+
+def _decoded(attachments: Any) -> Any:
+    """Attachments as given, with any ``data_base64`` (how a browser sends a file) turned into bytes."""
+    if not isinstance(attachments, list):
+        return attachments
+    out = []
+    for item in attachments:
+        if isinstance(item, dict) and "data_base64" in item:
+            item = dict(item)
+            try:
+                item["data"] = base64.b64decode(str(item.pop("data_base64")), validate=True)
+            except binascii.Error:
+                raise ValueError("data_base64 is not base64") from None
+        out.append(item)
+    return out
 
 
 def register(app: web.Application, emu: DeskieEmulator) -> None:
@@ -39,13 +57,17 @@ def register(app: web.Application, emu: DeskieEmulator) -> None:
                 html=b.get("html"),
                 note=bool(b.get("note", False)),
                 staff_id=b.get("staff_id"),
-                attachments=b.get("attachments"),
+                attachments=_decoded(b.get("attachments")),
             )
         }
 
     async def close_case(request: web.Request) -> Any:
         b = await _body(request)
         return {"case": emu.close_case(b["case_id"])}
+
+    async def end_chat(request: web.Request) -> Any:
+        b = await _body(request)
+        return {"case": emu.end_chat(b["case_id"])}
 
     async def set_status(request: web.Request) -> Any:
         b = await _body(request)
@@ -113,9 +135,46 @@ def register(app: web.Application, emu: DeskieEmulator) -> None:
     app.router.add_post("/_emu/agent_reply", route(agent_reply))
     app.router.add_post("/_emu/close_case", route(close_case))
     app.router.add_post("/_emu/set_status", route(set_status))
+    app.router.add_post("/_emu/end_chat", route(end_chat))
     app.router.add_get("/_emu/cases", route(cases))
     app.router.add_get("/_emu/cases/{case_id}/messages", route(messages))
     app.router.add_post("/_emu/outgoing_case", route(outgoing))
     app.router.add_post("/_emu/faults", route(faults))
     app.router.add_get("/_emu/counters", route(counters))
     app.router.add_post("/_emu/webhook", route(webhook))
+
+    # What the sandbox console needs: the whole account at once, a change feed, end chat, the plan.
+    async def snapshot(request: web.Request) -> Any:
+        state = emu.state
+        with state.lock:
+            version = emu.changes.version
+            cases = []
+            for _, case in sorted(state.cases.items()):
+                user = state.users.get(case.user_id)
+                cases.append({
+                    **case.to_api(state.fmt),
+                    "chat_active": emu.chat_active(case.case_id),
+                    "user": user.to_api(state.fmt) if user else None,
+                    "messages": [m.to_api(state.fmt) for m in case.messages],
+                })
+            staff = [st.to_api(state.fmt) for st in state.staff.values()]
+            groups = [g.to_api(state.fmt) for g in state.groups.values()]
+            channels = [c.to_api() for c in state.channels.values()]
+        return {"version": version, "cases": cases, "staff": staff, "groups": groups, "channels": channels,
+                "counters": emu.counters()}
+
+    async def changes(request: web.Request) -> Any:
+        since = int(request.query.get("since", 0))
+        timeout = float(request.query.get("timeout", 25))
+        return {"version": await emu.changes.wait(since, timeout)}
+
+    async def rate_limit(request: web.Request) -> Any:
+        rpm = int((await _body(request))["rate_limit_per_minute"])
+        if rpm < 1:
+            raise ValueError("rate_limit_per_minute must be at least 1")
+        emu.set_rate_limit(rpm)
+        return {"rate_limit_per_minute": rpm}
+
+    app.router.add_get("/_emu/snapshot", route(snapshot))
+    app.router.add_get("/_emu/changes", route(changes))
+    app.router.add_post("/_emu/rate_limit", route(rate_limit))

@@ -38,6 +38,10 @@ class FaultPlan:
             self._outage_until = time.monotonic() + seconds
             self._outage_kind = kind
 
+    def outage_left(self) -> float:
+        with self._lock:
+            return max(0.0, self._outage_until - time.monotonic())
+
     def clear(self) -> None:
         with self._lock:
             self._queue.clear()

@@ -62,6 +62,7 @@ class CustomChannel:
     title: str
     channel_type: str
     webhook_url: str | None
+    active: bool = True
 
     def to_api(self) -> dict[str, Any]:
         return {
@@ -71,7 +72,7 @@ class CustomChannel:
             "channel_type": self.channel_type,
             "icon": "fa-question-circle",
             "webhook_url": self.webhook_url or "",
-            "active": True,
+            "active": self.active,
         }
 
 
@@ -189,6 +190,10 @@ class Case:
     custom_fields: dict[str, Any] = field(default_factory=dict)
     labels: list[Any] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
+    # A case of a chat-type (`sync`) custom channel is an *active chat* until Deskie ends it
+    # (inactivity timeout, an agent's "end chat", a rule, closing); any new message reactivates it.
+    chat_active: bool = False
+    chat_activity: float = 0.0
 
     def to_api(self, fmt: Fmt) -> dict[str, Any]:
         closing_speed: Any = "-"

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from ..changes import ChangeFeed
 from . import api, control_http
 from .faults import Fault, FaultPlan
 from .forms import MAX_TOTAL_BYTES, BodyError
@@ -57,6 +58,7 @@ class DeskieEmulator:
         self._log_lock = threading.Lock()
         self._request_log: list[dict[str, Any]] = []
         self._count_429 = 0
+        self.changes = ChangeFeed()  # bumped by every write: what the sandbox console waits on
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -108,6 +110,7 @@ class DeskieEmulator:
         addr = self._runner.addresses[0]
         self.port = int(addr[1])
         self.state.base_url = self.url
+        self.changes.bind(asyncio.get_running_loop())
 
     def stop(self) -> None:
         loop, thread = self._loop, self._thread
@@ -161,18 +164,21 @@ class DeskieEmulator:
             return _json(403, {"error": "Rate limit exceeded"}, headers)
         return _json(429, {"error": "rate_limit_exceeded"}, headers)
 
-    def _authenticate(self, request: web.Request) -> Any:
+    def _authenticate(self, request: web.Request) -> tuple[Any, int]:
+        """The staff member, or None with the refusal: 401 for a wrong API key, 403 for a staff
+        e-mail the account does not know (how live code reads them, reference §3)."""
         header = request.headers.get("Authorization", "")
         if not header.lower().startswith("basic "):
-            return None
+            return None, 401
         try:
             decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
-            return None
+            return None, 401
         email, sep, key = decoded.partition(":")
         if not sep:
-            return None
-        return self.state.authenticate(email, key)
+            return None, 401
+        staff = self.state.authenticate(email, key)
+        return staff, 0 if staff is not None else self.state.auth_failure_status(email)
 
     async def _handle_api(self, request: web.Request) -> web.StreamResponse:
         query: Query = {k: request.query.getall(k) for k in request.query}
@@ -189,6 +195,8 @@ class DeskieEmulator:
             self._request_log.append(entry)
         resp = await self._api_response(request, query, entry)
         entry["status"] = resp.status
+        if request.method != "GET":
+            self.changes.bump()
         return resp
 
     async def _api_response(self, request: web.Request, query: Query, entry: dict[str, Any]) -> web.Response:
@@ -202,9 +210,9 @@ class DeskieEmulator:
         return resp
 
     async def _serve(self, request: web.Request, query: Query, entry: dict[str, Any]) -> web.Response:
-        staff = self._authenticate(request)
+        staff, refusal = self._authenticate(request)
         if staff is None:
-            return _json(401, {"error": "unauthorized"})
+            return _json(refusal, {"error": "unauthorized" if refusal == 401 else "wrong_login"})
         cost = request_cost(request.method)
         decision = self.limiter.try_consume(cost)
         if not decision.allowed:
@@ -216,8 +224,10 @@ class DeskieEmulator:
             ctx = api.Ctx(self.state, request, staff, query, params)
             status, body, case_id = await handler(ctx)
             entry["case_id"] = case_id
-            if self.variants.empty_list == "array" and set(body) == {"total_count"}:
-                return _json(status, [], headers)
+            if set(body) == {"total_count"} and self.variants.empty_list != "object":
+                root = api.list_root(request.path)
+                empty: Any = [] if self.variants.empty_list == "array" else {root: []}
+                return _json(status, empty, headers)
             return _json(status, body, headers)
         except ApiError as exc:
             return _json(exc.status, {"error": exc.code}, headers)
@@ -268,6 +278,11 @@ class DeskieEmulator:
     def set_webhook_url(self, channel_api_key: str, url: str | None) -> None:
         self.state.set_webhook_url(channel_api_key, url)
 
+    def set_channel_active(self, channel_api_key: str, active: bool) -> None:
+        """Switch a custom channel off (or on) as an admin can in Deskie's channel settings."""
+        with self.state.lock:
+            self.state.channels[channel_api_key].active = active
+
     def set_webhook_enabled(self, enabled: bool) -> None:
         self.webhooks.enabled = bool(enabled)
 
@@ -304,7 +319,9 @@ class DeskieEmulator:
         staff_id: int | None = None,
         attachments: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
-        return self.state.agent_reply(case_id, content, html, note, staff_id, attachments)
+        message = self.state.agent_reply(case_id, content, html, note, staff_id, attachments)
+        self.changes.bump()
+        return message
 
     def create_outgoing_case(
         self,
@@ -315,21 +332,54 @@ class DeskieEmulator:
         staff_id: int | None = None,
         subject: str | None = None,
     ) -> dict[str, Any]:
-        return self.state.create_outgoing_case(
+        case = self.state.create_outgoing_case(
             channel, user_custom_id, user_full_name, content, staff_id, subject
         )
+        self.changes.bump()
+        return case
 
     def close_case(self, case_id: int | str) -> dict[str, Any]:
-        return self.state.set_status(case_id, "closed")
+        return self.set_status(case_id, "closed")
+
+    def set_staff_email(self, old: str, new: str) -> None:
+        """Change an agent's login e-mail: a client still using the old one gets 403 (wrong login)."""
+        with self.state.lock:
+            for st in self.state.staff.values():
+                if st.email.lower() == old.lower():
+                    st.email = new
+                    return
+            raise KeyError(old)
+
+    def end_chat(self, case_id: int | str) -> dict[str, Any]:
+        """An agent's "end chat" on an active chat: it joins the case lists; its status stays."""
+        case = self.state.end_chat(case_id)
+        self.changes.bump()
+        return case
+
+    def chat_active(self, case_id: int | str) -> bool:
+        return self.state.chat_active(case_id)
+
+    @property
+    def chat_timeout(self) -> float:
+        """The account's chat inactivity timeout in seconds (Deskie's default: 10 minutes)."""
+        return self.state.chat_timeout
+
+    @chat_timeout.setter
+    def chat_timeout(self, seconds: float) -> None:
+        with self.state.lock:
+            self.state.chat_timeout = float(seconds)
 
     def set_status(self, case_id: int | str, status: str) -> dict[str, Any]:
-        return self.state.set_status(case_id, status)
+        case = self.state.set_status(case_id, status)
+        self.changes.bump()
+        return case
 
     def cases(self, channel: str | None = None) -> list[dict[str, Any]]:
         return self.state.cases_list(channel)
 
     def get_case(self, case_id: int | str) -> dict[str, Any]:
         with self.state.lock:
+            self.state.expire_chats()
             return self.state.control_case(case_id).to_api(self.state.fmt)
 
     def messages(self, case_id: int | str) -> list[dict[str, Any]]:
@@ -360,6 +410,10 @@ class DeskieEmulator:
 
     def set_rate_limit(self, rpm: int, window_seconds: float | None = None) -> None:
         self.limiter.configure(rpm, window_seconds)
+
+    def outage_left(self) -> float:
+        """Seconds left of the current outage (0 when none)."""
+        return self.faults.outage_left()
 
     # --------------------------------------------------- control: counters
     @property
@@ -400,6 +454,7 @@ class DeskieEmulator:
             "webhook_deliveries": len(self.webhook_deliveries),
             "rate_limit_per_minute": d.limit,
             "api_calls_left": d.left,
+            "outage_left": round(self.outage_left(), 1),
         }
 
     @staticmethod

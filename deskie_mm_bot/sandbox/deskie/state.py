@@ -25,7 +25,13 @@ WebhookSink = Callable[[dict[str, Any]], None]
 
 STATUSES = ("open", "waiting", "closed")
 PRIORITIES = ("low", "normal", "high", "critical")
-SORTS = ("updated_at_asc", "updated_at_desc", "created_at_asc", "created_at_desc")
+# The documented sort values (§5.4): by update, creation, last reply, priority, status.
+SORTS = tuple(
+    f"{field}_{direction}"
+    for field in ("updated_at", "created_at", "response", "priority", "status")
+    for direction in ("asc", "desc")
+)
+CHAT_TIMEOUT = 600.0  # Deskie's default inactivity timeout for chats (KB 144), an account setting
 
 
 class ApiError(Exception):
@@ -50,7 +56,14 @@ def q_last(q: Query, name: str) -> str | None:
 
 
 def q_all(q: Query, name: str) -> list[str]:
+    """An array parameter in any of the forms in use: `a=x,y`, `a[]=x`, PHP's `a[0]=x&a[1]=y`."""
+    indexed = sorted(
+        (k for k in q if k.startswith(name + "[") and k.endswith("]") and k[len(name) + 1 : -1].isdigit()),
+        key=lambda k: int(k[len(name) + 1 : -1]),
+    )
     vals = [*q.get(name, []), *q.get(name + "[]", [])]
+    for k in indexed:
+        vals.extend(q[k])
     out: list[str] = []
     for v in vals:
         out.extend(p.strip() for p in v.split(",") if p.strip())
@@ -70,9 +83,20 @@ def paging(q: Query, *, max_page: int = 500, max_limit: int = 100) -> tuple[int,
     page_s, limit_s = q_last(q, "page"), q_last(q, "limit")
     page = parse_int(page_s) if page_s not in (None, "") else 1
     limit = parse_int(limit_s) if limit_s not in (None, "") else max_limit
+    if page == 0:
+        page = 1  # live code starts its loops at page=0 and works (§2); read as the first page
     if not 1 <= page <= max_page or not 1 <= limit <= max_limit:
         raise ApiError(400, "wrong_params")
     return page, limit
+
+
+_SORT_KEYS: dict[str, Callable[[Case], Any]] = {
+    "updated_at": lambda c: c.updated,
+    "created_at": lambda c: c.created,
+    "response": lambda c: c.last_response or 0.0,
+    "priority": lambda c: PRIORITIES.index(c.priority),
+    "status": lambda c: STATUSES.index(c.status),
+}
 
 
 def html_to_text(html: str) -> str:
@@ -94,6 +118,7 @@ class AccountState:
         self.base_url = "http://127.0.0.1"
         self.webhook_sink: WebhookSink | None = None
         self.variants = DeskieVariants()
+        self.chat_timeout = CHAT_TIMEOUT
         self.staff: dict[int, Staff] = {}
         self.groups: dict[int, Group] = {}
         self.channels: dict[str, CustomChannel] = {}
@@ -179,6 +204,12 @@ class AccountState:
                 if st.api_key is not None and st.email.lower() == email.lower() and st.api_key == key:
                     return st
             return None
+
+    def auth_failure_status(self, email: str) -> int:
+        """Live code reads 401 as a wrong API key and 403 as a wrong staff login (§1, §3)."""
+        with self.lock:
+            known = any(st.email.lower() == email.lower() for st in self.staff.values())
+            return 401 if known else 403
 
     def default_staff(self) -> Staff:
         with self.lock:
@@ -331,6 +362,9 @@ class AccountState:
         )
         case.messages.append(msg)
         case.updated = now
+        if not note and self._is_chat(case):
+            case.chat_active = True  # a new message from either side reactivates an ended chat
+            case.chat_activity = now
         if user_id and user_id in self.users:
             self.users[user_id].last_contact = now
             self.users[user_id].updated = now
@@ -344,6 +378,38 @@ class AccountState:
             case.status = status
             case.closed = now if status == "closed" else None
         case.updated = now
+        if status == "closed":
+            case.chat_active = False  # closing a case ends its chat
+
+    # ---------------------------------------------------------------- chats
+    def _is_chat(self, case: Case) -> bool:
+        ch = self.channels.get(case.channel)
+        return ch is not None and ch.channel_type == "sync"
+
+    def _end_chat(self, case: Case, at: float) -> None:
+        case.chat_active = False
+        if self.variants.chat_end_bumps_updated:
+            case.updated = max(case.updated, at)
+
+    def expire_chats(self) -> None:
+        """Deskie's own inactivity timeout, applied when anyone looks."""
+        now = self.now()
+        for case in self.cases.values():
+            if case.chat_active and case.chat_activity + self.chat_timeout <= now:
+                self._end_chat(case, case.chat_activity + self.chat_timeout)
+
+    def end_chat(self, case_id: int | str) -> dict[str, Any]:
+        """An agent's "end chat": the chat moves to the all-cases list; its status is unchanged."""
+        with self.lock:
+            case = self.control_case(case_id)
+            if case.chat_active:
+                self._end_chat(case, self.now())
+            return case.to_api(self.fmt)
+
+    def chat_active(self, case_id: int | str) -> bool:
+        with self.lock:
+            self.expire_chats()
+            return self.control_case(case_id).chat_active
 
     def _resolve_group(self, value: Any) -> int:
         gid = parse_int(value, code="group_not_found")
@@ -373,7 +439,10 @@ class AccountState:
             "note": 1 if msg.note else 0,
             "sent_via_rule": 0,
             "attachments": [
-                {"url": a.url, "file_name": a.file_name, "mime_type": a.mime_type} for a in msg.attachments
+                {"url": a.url}
+                if self.variants.webhook_attachments == "url_only"
+                else {"url": a.url, "file_name": a.file_name, "mime_type": a.mime_type}
+                for a in msg.attachments
             ],
         }
         if msg.html_given:
@@ -537,7 +606,11 @@ class AccountState:
                 except ValueError:
                     raise ApiError(400, "wrong_params") from None
         with self.lock:
+            self.expire_chats()
             cases = list(self.cases.values())
+            if str(q_last(q, "show_active_chats") or "").lower() not in ("true", "1"):
+                # Active chats are left out of case lists unless asked for (§0 item 2).
+                cases = [c for c in cases if not c.chat_active]
             if chans := q_all(q, "channel"):
                 cases = [c for c in cases if c.channel in chans]
             if statuses := q_all(q, "status"):
@@ -573,13 +646,14 @@ class AccountState:
             if "to_updated_time" in bounds:
                 cases = [c for c in cases if int(c.updated) <= bounds["to_updated_time"]]
             field_name, direction = sort.rsplit("_", 1)
-            attr = "updated" if field_name == "updated_at" else "created"
-            cases.sort(key=lambda c: (getattr(c, attr), c.case_id), reverse=direction == "desc")
+            key = _SORT_KEYS[field_name]
+            cases.sort(key=lambda c: (key(c), c.case_id), reverse=direction == "desc")
             chunk = cases[(page - 1) * limit : page * limit]
             return keyed_list("case", [c.to_api(self.fmt) for c in chunk], len(cases))
 
     def get_case_api(self, ref: str) -> tuple[int, dict[str, Any]]:
         with self.lock:
+            self.expire_chats()
             case = self.find_case(ref)
             return case.case_id, {"case": case.to_api(self.fmt)}
 
@@ -601,7 +675,11 @@ class AccountState:
                 if order == "desc":
                     msgs.reverse()
                 msgs = msgs[(page - 1) * limit : page * limit]
-            return case.case_id, keyed_list("message", [m.to_api(self.fmt) for m in msgs], len(case.messages))
+            items = [m.to_api(self.fmt) for m in msgs]
+            if self.variants.message_content == "html_only":
+                for item in items:
+                    item["content"] = ""
+            return case.case_id, keyed_list("message", items, len(case.messages))
 
     def add_message_api(self, ref: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         fields = body.get("message")
@@ -741,6 +819,7 @@ class AccountState:
 
     def cases_list(self, channel: str | None) -> list[dict[str, Any]]:
         with self.lock:
+            self.expire_chats()
             return [
                 c.to_api(self.fmt)
                 for _, c in sorted(self.cases.items())

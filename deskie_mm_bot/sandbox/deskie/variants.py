@@ -12,7 +12,9 @@ RATE_HEADERS = ("full", "refusal_only")
 RETRY_AFTER_HEADERS = ("retry_after", "Retry-After")
 CLOSED_CASE_MESSAGES = ("refuse", "reopen")
 PAGING = ("honour", "ignore_page")
-EMPTY_LISTS = ("object", "array")
+EMPTY_LISTS = ("object", "array", "root_array")
+MESSAGE_CONTENT = ("both", "html_only")
+WEBHOOK_ATTACHMENTS = ("detailed", "url_only")
 
 
 @dataclass
@@ -35,8 +37,16 @@ class DeskieVariants:
     search_anchors: bool = True
     # "ignore_page": list endpoints always answer the first page, whatever `page` asks.
     paging: str = "honour"
-    # "array": an empty list is answered as `[]` (a PHP empty array) instead of {"total_count": 0}.
+    # "array": an empty list is answered as `[]` (a PHP empty array) instead of {"total_count": 0};
+    # "root_array": as `{"case": []}` (the root key over an empty array, as one SDK's test has it).
     empty_list: str = "object"
+    # "html_only": listed messages carry `content: ""` and only `content_html` (the laravel fixture).
+    message_content: str = "both"
+    # "url_only": webhook attachments carry nothing but `url` (all that live receivers read, §7.1).
+    webhook_attachments: str = "detailed"
+    # --- active chats (§5.7: whether ending a chat moves `updated_at` is unknown) ------------------
+    # True: a chat that ends (timeout, "end chat") gets `updated_at` = the moment it ended.
+    chat_end_bumps_updated: bool = False
     # --- cases -----------------------------------------------------------------------------------
     # "reopen": a customer message to a closed case is taken and reopens the case (§6.2 unknown).
     closed_case_messages: str = "refuse"
@@ -50,6 +60,8 @@ class DeskieVariants:
             ("closed_case_messages", CLOSED_CASE_MESSAGES),
             ("paging", PAGING),
             ("empty_list", EMPTY_LISTS),
+            ("message_content", MESSAGE_CONTENT),
+            ("webhook_attachments", WEBHOOK_ATTACHMENTS),
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}")

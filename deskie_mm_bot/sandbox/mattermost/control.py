@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import copy
 from typing import TYPE_CHECKING, Any
 
 from .routing import Ctx, Result, Router
+from .util import bad_request
 
 if TYPE_CHECKING:
     from .server import MattermostEmulator
@@ -91,7 +95,15 @@ def register(router: Router, emu: MattermostEmulator) -> None:
 
     async def drop(ctx: Ctx) -> Any:
         b = await ctx.json() or {}
-        emu.drop_connections(resumable=bool(b.get("resumable", True)))
+        emu.drop_connections(resumable=bool(b.get("resumable", True)), noticed=bool(b.get("noticed", True)))
+        return {"status": "OK"}
+
+    async def react(ctx: Ctx) -> Any:
+        b = await ctx.json_object()
+        return emu.add_reaction(str(b["user_id"]), str(b["post_id"]), str(b["emoji_name"]))
+
+    async def notice(ctx: Ctx) -> Any:
+        emu.notice_drops()
         return {"status": "OK"}
 
     async def silent(ctx: Ctx) -> Any:
@@ -121,6 +133,52 @@ def register(router: Router, emu: MattermostEmulator) -> None:
     r("POST", "/_emu/delete_post", delete_post, auth=False)
     r("GET", "/_emu/posts/{channel_id}", posts, auth=False)
     r("POST", "/_emu/drop", drop, auth=False)
+    r("POST", "/_emu/notice_drops", notice, auth=False)
+    r("POST", "/_emu/react", react, auth=False)
     r("POST", "/_emu/silent", silent, auth=False)
     r("POST", "/_emu/reject_websocket", reject, auth=False)
     r("GET", "/_emu/connections", connections, auth=False)
+    register_console(router, emu)
+
+
+def register_console(router: Router, emu: MattermostEmulator) -> None:
+    """What a browser page needs to play people: the whole workspace at once, files, and a change feed."""
+
+    async def snapshot(ctx: Ctx) -> Any:
+        state = emu.state
+        with state.lock:
+            version = emu.changes.version  # before the data: a change made while copying is seen next time
+            users = [copy.deepcopy(u) for u in state.users.values()]
+            teams = [copy.deepcopy(t) for t in state.teams.values()]
+            channels = [
+                {**copy.deepcopy(c), "members": list(state.channel_members.get(cid, {}))}
+                for cid, c in state.channels.items()
+            ]
+        return {"version": version, "users": users, "teams": teams, "channels": channels,
+                "connections": emu.connection_count()}
+
+    async def changes(ctx: Ctx) -> Any:
+        since = ctx.int_query("since", 0)
+        timeout = ctx.int_query("timeout", 25)
+        return {"version": await emu.changes.wait(since, timeout)}
+
+    async def upload(ctx: Ctx) -> Any:
+        b = await ctx.json_object()
+        try:
+            data = base64.b64decode(str(b.get("data_base64", "")), validate=True)
+        except (binascii.Error, ValueError):
+            raise bad_request("data_base64") from None
+        info = emu.upload_file(str(b["user_id"]), str(b["channel_id"]), str(b["name"]), data, b.get("mime_type"))
+        return Result(info, 201)
+
+    async def file(ctx: Ctx) -> Any:
+        info, data = emu.state.file(ctx.params["file_id"])
+        name = info["name"].replace('"', "")
+        return Result(None, raw=data, headers={"Content-Type": info["mime_type"],
+                                               "Content-Disposition": f'inline; filename="{name}"'})
+
+    r = router.add
+    r("GET", "/_emu/snapshot", snapshot, auth=False)
+    r("GET", "/_emu/changes", changes, auth=False)
+    r("POST", "/_emu/upload", upload, auth=False)
+    r("GET", "/_emu/files/{file_id}", file, auth=False)

@@ -12,7 +12,7 @@ KINDS = ("5xx", "hang", "429")
 
 @dataclass(frozen=True)
 class RestFault:
-    kind: str  # 5xx | hang | 429 | applied (carried out, then answered `status`)
+    kind: str  # 5xx | hang | 429 | applied (carried out, then answered `status`) | late (carried out, answered after `seconds`)
     status: int = 503
     seconds: float = 0.0
     retry_after: int = 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -158,6 +159,16 @@ def parse_hashtags(message: str) -> str:
     return " ".join(dict.fromkeys(_HASHTAG_RE.findall(message)))
 
 
+# The Post struct's JSON fields in order (server/public/model/post.go); `file_ids` and `has_reactions`
+# are omitempty, and `pending_post_id` is db:"-": never stored, only echoed by the create.
+POST_FIELDS = (
+    "id", "create_at", "update_at", "edit_at", "delete_at", "is_pinned", "user_id", "channel_id", "root_id",
+    "original_id", "message", "type", "props", "hashtags", "file_ids", "pending_post_id", "has_reactions",
+    "reply_count", "last_reply_at", "participants", "metadata",
+)  # fmt: skip
+OMIT_EMPTY = ("file_ids", "has_reactions")
+
+
 def make_post(
     user_id: str,
     channel_id: str,
@@ -166,8 +177,8 @@ def make_post(
     props: dict[str, Any],
     file_ids: list[str],
     type_: str,
-    pending_post_id: str,
 ) -> dict[str, Any]:
+    """A post as stored: no `pending_post_id` (the server never stores it)."""
     ms = now_ms()
     return {
         "id": new_id(),
@@ -185,11 +196,38 @@ def make_post(
         "props": props,
         "hashtags": parse_hashtags(message),
         "file_ids": file_ids,
-        "pending_post_id": pending_post_id,
+        "has_reactions": False,
         "reply_count": 0,
         "last_reply_at": 0,
         "participants": None,
         "metadata": {},
+    }
+
+
+def post_view(stored: dict[str, Any], pending_post_id: str = "") -> dict[str, Any]:
+    """The JSON a client sees for a stored post, keys in the struct's order, empty omitempty keys left out."""
+    out: dict[str, Any] = {}
+    for key in POST_FIELDS:
+        if key == "pending_post_id":
+            out[key] = pending_post_id
+        elif key in OMIT_EMPTY and not stored.get(key):
+            continue
+        else:
+            out[key] = copy.deepcopy(stored[key])
+    return out
+
+
+def make_reaction(user_id: str, post_id: str, channel_id: str, emoji_name: str) -> dict[str, Any]:
+    ms = now_ms()
+    return {
+        "user_id": user_id,
+        "post_id": post_id,
+        "emoji_name": emoji_name,
+        "create_at": ms,
+        "update_at": ms,
+        "delete_at": 0,
+        "remote_id": "",
+        "channel_id": channel_id,
     }
 
 

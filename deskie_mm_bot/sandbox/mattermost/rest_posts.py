@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import BodyPartReader, MultipartReader
@@ -39,16 +40,31 @@ def register(router: Router, state: State) -> None:
         if not isinstance(file_ids, list):
             raise bad_request("file_ids")
         props = body.get("props") if isinstance(body.get("props"), dict) else None
-        post = state.create_post(
-            ctx.user_id,
-            channel_id,
-            message,
-            root_id=str(body.get("root_id") or ""),
-            props=props,
-            file_ids=[str(f) for f in file_ids],
-            type=str(body.get("type") or ""),
-            pending_post_id=str(body.get("pending_post_id") or ""),
-        )
+        pending_post_id = str(body.get("pending_post_id") or "")
+        dedup = bool(pending_post_id) and state.variants.pending_post_dedup
+        if dedup:
+            known = state.claim_pending_post(pending_post_id)
+            if known is not None:
+                return Result(known, 201)
+        post_id: str | None = None
+        try:
+            delay = state.take_save_delay()
+            if delay:
+                await asyncio.sleep(delay)  # the first create is "being saved": a repeat now gets a 500
+            post = state.create_post(
+                ctx.user_id,
+                channel_id,
+                message,
+                root_id=str(body.get("root_id") or ""),
+                props=props,
+                file_ids=[str(f) for f in file_ids],
+                type=str(body.get("type") or ""),
+                pending_post_id=pending_post_id,
+            )
+            post_id = post["id"]
+        finally:
+            if dedup:
+                state.settle_pending_post(pending_post_id, post_id)
         return Result(post, 201)
 
     def _readable_post(ctx: Ctx) -> dict[str, Any]:
@@ -100,9 +116,10 @@ def register(router: Router, state: State) -> None:
         include_deleted = ctx.query.get("include_deleted") == "true"
         since = ctx.int_query("since", 0)
         if since > 0:
-            posts = [p for p in state.channel_posts(cid, include_deleted=True) if p["update_at"] > since]
-            posts = list(reversed(posts))[:SINCE_LIMIT]
-            return post_list(posts)
+            posts, in_order = state.posts_since(cid, since, SINCE_LIMIT)
+            listed = post_list(list(reversed(posts)))
+            listed["order"] = [pid for pid in listed["order"] if pid in in_order]
+            return listed
         posts = list(reversed(state.channel_posts(cid, include_deleted=include_deleted)))
         before = ctx.query.get("before", "")
         after = ctx.query.get("after", "")
@@ -188,7 +205,34 @@ def register(router: Router, state: State) -> None:
     async def get_file_info(ctx: Ctx) -> Any:
         return dict(_readable_file(ctx)[0])
 
+    async def save_reaction(ctx: Ctx) -> Any:
+        body = await ctx.json_object()
+        if str(body.get("user_id") or "") != ctx.user_id:
+            raise AppError(
+                403,
+                "api.reaction.save_reaction.user_id.app_error",
+                "You can not save reaction for the other user.",
+            )
+        post = state.post(str(body.get("post_id") or ""))
+        check_read(state, post["channel_id"], ctx.user_id)
+        # saveReaction never sets a status: 200, not the 201 the OpenAPI file says.
+        return state.add_reaction(ctx.user_id, post["id"], str(body.get("emoji_name") or ""))
+
+    async def delete_reaction(ctx: Ctx) -> Any:
+        if ctx.params["user_id"] not in (ctx.user_id, "me"):
+            raise forbidden()
+        _readable_post(ctx)
+        state.remove_reaction(ctx.user_id, ctx.params["post_id"], ctx.params["emoji_name"])
+        return {"status": "OK"}
+
+    async def post_reactions(ctx: Ctx) -> Any:
+        _readable_post(ctx)
+        return state.reactions_of(ctx.params["post_id"])
+
     r = router.add
+    r("POST", "/api/v4/reactions", save_reaction)
+    r("GET", "/api/v4/posts/{post_id}/reactions", post_reactions)
+    r("DELETE", "/api/v4/users/{user_id}/posts/{post_id}/reactions/{emoji_name}", delete_reaction)
     r("POST", "/api/v4/posts", create_post)
     r("GET", "/api/v4/posts/{post_id}", get_post)
     r("PUT", "/api/v4/posts/{post_id}", update_post)

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from ..changes import ChangeFeed
 from . import control, rest_channels, rest_posts, rest_users
 from .faults import RestFault, RestFaults
 from .models import Event
@@ -38,6 +39,8 @@ class MattermostEmulator:
         ping_interval: float = 60.0,
         server_version: str = "10.11.0",
         reap_after: float = 300.0,
+        auth_timeout: float = 5.0,
+        pending_post_ttl: float = 30.0,
     ) -> None:
         self.host = host
         self.port = port
@@ -46,6 +49,11 @@ class MattermostEmulator:
         # Opt-in behaviours of other servers (see variants.py).
         self.variants: MattermostVariants = self.state.variants
         self.hub = Hub(self.state, server_version, ping_interval, reap_after)
+        # Settings the real server hard-codes, shortened by tests: authCheckInterval (an upgrade not
+        # authenticated by then is closed) and pendingPostIDsCacheTTL (how long pending_post_id dedups).
+        self.hub.auth_timeout = auth_timeout
+        self.state.pending_post_ttl = pending_post_ttl
+        self.changes = ChangeFeed()  # bumped with every event: what the sandbox console waits on
         self.router = Router()
         rest_users.register(self.router, self.state)
         rest_channels.register(self.router, self.state)
@@ -103,6 +111,7 @@ class MattermostEmulator:
         if server is not None and getattr(server, "sockets", None):
             self.port = server.sockets[0].getsockname()[1]
         self._reaper = asyncio.get_running_loop().create_task(self.hub.reaper())
+        self.changes.bind(asyncio.get_running_loop())
 
     def stop(self) -> None:
         loop, thread = self._loop, self._thread
@@ -135,6 +144,7 @@ class MattermostEmulator:
         loop = self._loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self.hub.deliver, event)
+        self.changes.bump()
 
     def _on_loop(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` on the emulator loop and return its result (directly if already there)."""
@@ -165,6 +175,13 @@ class MattermostEmulator:
             # Done, but the client never hears so (a proxy timed out, the connection broke).
             await self._handle_http(request)
             response = await self._fault_response(RestFault("5xx", status=fault.status))
+        elif fault is not None and fault.kind == "late":
+            # Done at once, answered only after a while: a client that dies meanwhile never learns of it.
+            response = await self._handle_http(request)
+            until = time.monotonic() + fault.seconds
+            transport = request.transport
+            while time.monotonic() < until and transport is not None and not transport.is_closing():
+                await asyncio.sleep(0.05)
         else:
             response = await (self._fault_response(fault) if fault else self._handle_http(request))
         ctype = self.variants.json_content_type
@@ -222,6 +239,35 @@ class MattermostEmulator:
         """The next n REST requests (those whose "METHOD /path" starts with `match`) are carried out,
         but answered `status` as if they failed: what a client sees when a proxy times out."""
         self._rest_faults.push(RestFault("applied", status=status, match=match), n)
+
+    def slow_rest_after_apply_next(self, n: int, seconds: float, match: str = "") -> None:
+        """The next n REST requests (those whose "METHOD /path" starts with `match`) are carried out at
+        once but answered only after `seconds`."""
+        self._rest_faults.push(RestFault("late", seconds=seconds, match=match), n)
+
+    def slow_post_save_next(self, n: int, seconds: float) -> None:
+        """The next n POST /posts take `seconds` to be saved after their pending_post_id is claimed: a
+        repeat meanwhile gets 500 api.post.deduplicate_create_post.pending."""
+        with self.state.lock:
+            self.state.save_delays.extend([seconds] * n)
+
+    @property
+    def auth_timeout(self) -> float:
+        """How long an upgraded websocket may stay unauthenticated before it is dropped (5 s real)."""
+        return self.hub.auth_timeout
+
+    @auth_timeout.setter
+    def auth_timeout(self, seconds: float) -> None:
+        self.hub.auth_timeout = seconds
+
+    @property
+    def pending_post_ttl(self) -> float:
+        """How long a pending_post_id deduplicates (30 s on a real server)."""
+        return self.state.pending_post_ttl
+
+    @pending_post_ttl.setter
+    def pending_post_ttl(self, seconds: float) -> None:
+        self.state.pending_post_ttl = seconds
 
     def clear_rest_faults(self) -> None:
         self._rest_faults.clear()
@@ -328,6 +374,12 @@ class MattermostEmulator:
     def delete_post(self, post_id: str) -> dict[str, Any]:
         return self.state.delete_post(post_id)
 
+    def add_reaction(self, user_id: str, post_id: str, emoji_name: str) -> dict[str, Any]:
+        return self.state.add_reaction(user_id, post_id, emoji_name)
+
+    def remove_reaction(self, user_id: str, post_id: str, emoji_name: str) -> None:
+        self.state.remove_reaction(user_id, post_id, emoji_name)
+
     def upload_file(
         self, user_id: str, channel_id: str, name: str, data: bytes, mime_type: str | None = None
     ) -> dict[str, Any]:
@@ -345,8 +397,15 @@ class MattermostEmulator:
             return copy.deepcopy(self.state.channel(channel_id))
 
     # ------------------------------------------------------------------ control API: faults and observation
-    def drop_connections(self, resumable: bool = True) -> None:
-        self._on_loop(lambda: self.hub.drop(resumable))
+    def drop_connections(self, resumable: bool = True, noticed: bool = True) -> None:
+        """Cut every websocket's TCP connection (the client sees 1006). `resumable=False`: the server
+        forgets them too (a restart). `noticed=False`: the server does not notice the drop (a half-open
+        connection; the client noticed first): it keeps them active, their events are lost, and a
+        reconnect with their connection_id gets a new one, until `notice_drops()` or the read deadline."""
+        self._on_loop(lambda: self.hub.drop(resumable, noticed))
+
+    def notice_drops(self) -> None:
+        self._on_loop(self.hub.notice_drops)
 
     def set_silent(self, flag: bool) -> None:
         self.hub.silent = bool(flag)
@@ -367,8 +426,9 @@ class MattermostEmulator:
         with self._log_lock:
             self._log.clear()
 
-    def connection_count(self) -> int:
-        return self._on_loop(self.hub.connection_count)
+    def connection_count(self, include_unnoticed: bool = False) -> int:
+        """Live websocket connections (`include_unnoticed`: also the half-open ones the server still counts)."""
+        return self._on_loop(lambda: self.hub.connection_count(include_unnoticed))
 
     @staticmethod
     def wait_for(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.02) -> T:

@@ -6,6 +6,8 @@ import copy
 import mimetypes
 import re
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -16,8 +18,9 @@ from .variants import MattermostVariants
 
 MAX_MESSAGE_RUNES = 16383
 MAX_FILES_PER_POST = 5
-PENDING_POST_TTL_MS = 5 * 60 * 1000
+PENDING_POST_TTL = 30.0  # pendingPostIDsCacheTTL, seconds
 _MENTION_RE = re.compile(r"@([a-z0-9][a-z0-9._\-]*)", re.IGNORECASE)
+_EMOJI_RE = re.compile(r"^[a-zA-Z0-9\-+_]{1,64}$")
 
 
 class State:
@@ -34,7 +37,11 @@ class State:
         self.channel_members: dict[str, dict[str, dict[str, Any]]] = {}
         self.posts: dict[str, dict[str, Any]] = {}
         self.files: dict[str, tuple[dict[str, Any], bytes]] = {}
-        self.pending_posts: dict[tuple[str, str], tuple[str, int]] = {}
+        self.reactions: dict[tuple[str, str, str], dict[str, Any]] = {}
+        # pending_post_id -> (post id, or None while its create is being saved; monotonic expiry)
+        self.pending_posts: dict[str, tuple[str | None, float]] = {}
+        self.pending_post_ttl = PENDING_POST_TTL
+        self.save_delays: deque[float] = deque()  # fault: the next creates take this long to save
         self.variants = MattermostVariants()
         # Lookups by name, so that a workspace of 10,000 members seeds in seconds.
         self._user_by_name: dict[str, str] = {}
@@ -321,14 +328,51 @@ class State:
                 raise AppError(404, "app.post.get.app_error", "Unable to get the post.")
             return post
 
-    def post_json(self, post: dict[str, Any]) -> dict[str, Any]:
-        """A client view of a stored post (metadata.files filled in)."""
-        out = copy.deepcopy(post)
+    def post_json(self, post: dict[str, Any], pending_post_id: str = "") -> dict[str, Any]:
+        """A client view of a stored post (metadata.files filled in). Only the create's own answer and
+        its `posted` event pass a `pending_post_id`: everything read back has ""."""
+        out = models.post_view(post, pending_post_id)
         if post["file_ids"]:
             out["metadata"]["files"] = [
                 copy.deepcopy(self.files[f][0]) for f in post["file_ids"] if f in self.files
             ]
         return out
+
+    # pending_post_id deduplication (deduplicateCreatePost): one global key, remembered for a while.
+    def claim_pending_post(self, pending_post_id: str) -> dict[str, Any] | None:
+        """Before a create: None when it may go ahead (the id is now claimed); the post already made
+        under this id (read back, so without its pending_post_id); AppError 500 while that first create
+        is still being saved."""
+        with self.lock:
+            now = time.monotonic()
+            for key in [k for k, (_, until) in self.pending_posts.items() if until <= now]:
+                del self.pending_posts[key]
+            known = self.pending_posts.get(pending_post_id)
+            if known is not None:
+                post_id = known[0]
+                if post_id is None:
+                    raise AppError(
+                        500,
+                        "api.post.deduplicate_create_post.pending",
+                        "Post rejected: another request with the same pending post id is being processed.",
+                    )
+                post = self.posts.get(post_id)
+                if post is not None and not post["delete_at"]:
+                    return self.post_json(post)
+            self.pending_posts[pending_post_id] = (None, now + self.pending_post_ttl)
+            return None
+
+    def settle_pending_post(self, pending_post_id: str, post_id: str | None) -> None:
+        """After a create: remember the post for the TTL, or forget the claim if the create failed."""
+        with self.lock:
+            if post_id is None:
+                self.pending_posts.pop(pending_post_id, None)
+            else:
+                self.pending_posts[pending_post_id] = (post_id, time.monotonic() + self.pending_post_ttl)
+
+    def take_save_delay(self) -> float:
+        with self.lock:
+            return self.save_delays.popleft() if self.save_delays else 0.0
 
     def create_post(
         self,
@@ -341,7 +385,7 @@ class State:
         type: str = "",
         pending_post_id: str = "",
     ) -> dict[str, Any]:
-        """Create a post exactly as POST /api/v4/posts does: validate, store, broadcast ``posted``."""
+        """Create a post as POST /api/v4/posts does once past its dedup: validate, store, broadcast ``posted``."""
         with self.lock:
             user = self.user(user_id)
             if not channel_id or channel_id not in self.channels:
@@ -357,11 +401,6 @@ class State:
                     "api.post.create_post.can_not_post_to_deleted.error",
                     "Can not post to deleted channel.",
                 )
-            if pending_post_id and self.variants.pending_post_dedup:
-                self._expire_pending()
-                known = self.pending_posts.get((user_id, pending_post_id))
-                if known is not None and known[0] in self.posts:
-                    return self.post_json(self.posts[known[0]])
             message = message or ""
             file_ids = list(dict.fromkeys(file_ids or []))
             if not message and not file_ids:
@@ -379,18 +418,23 @@ class State:
             root = None
             if root_id:
                 root = self.posts.get(root_id)
-                if root is None or root["delete_at"] or root["channel_id"] != channel_id or root["root_id"]:
+                if (
+                    root is None
+                    or root["delete_at"]
+                    or root["channel_id"] != channel_id
+                    or root["root_id"]
+                    or root["original_id"]
+                ):
                     raise AppError(400, "api.post.create_post.root_id.app_error", "Invalid RootId parameter.")
             post_props = copy.deepcopy(props) if isinstance(props, dict) else {}
             if user["is_bot"]:
                 post_props["from_bot"] = "true"
-            post = models.make_post(
-                user_id, channel_id, message, root_id, post_props, file_ids, type, pending_post_id
-            )
+            post = models.make_post(user_id, channel_id, message, root_id, post_props, file_ids, type)
             self.posts[post["id"]] = post
             for fid in file_ids:
                 self.files[fid][0]["post_id"] = post["id"]
             if root is not None:
+                # SaveMultiple: a reply bumps its root's update_at, so `since=` brings the root back.
                 root["reply_count"] += 1
                 root["last_reply_at"] = post["create_at"]
                 root["update_at"] = post["create_at"]
@@ -399,21 +443,15 @@ class State:
             if not root_id:
                 channel["last_root_post_at"] = post["create_at"]
                 channel["total_msg_count_root"] += 1
-            if pending_post_id:
-                self.pending_posts[(user_id, pending_post_id)] = (post["id"], post["create_at"])
-            result = self.post_json(post)
+            result = self.post_json(post, pending_post_id)
             self.publish(self._posted_event(user, channel, result))
             return result
-
-    def _expire_pending(self) -> None:
-        cutoff = now_ms() - PENDING_POST_TTL_MS
-        for key in [k for k, (_, ms) in self.pending_posts.items() if ms < cutoff]:
-            del self.pending_posts[key]
 
     def _mentions(self, sender_id: str, channel: dict[str, Any], message: str) -> list[str]:
         members = self.channel_members[channel["id"]]
         mentioned: list[str] = []
-        if channel["type"] == "D":
+        if channel["type"] in ("D", "G"):
+            # DMMention / GMMention: every member but the poster counts as mentioned, whatever the text.
             mentioned = [uid for uid in members if uid != sender_id]
         else:
             names = {m.rstrip(".").lower() for m in _MENTION_RE.findall(message)}
@@ -428,11 +466,8 @@ class State:
         if ctype == "D":
             display = "@" + sender["username"]
         elif ctype == "G":
-            names = sorted(
-                self.users[uid]["username"]
-                for uid in self.channel_members[channel["id"]]
-                if uid != sender["id"]
-            )
+            # GetChannelName(ShowUsername, ""): every member, the sender included.
+            names = sorted(self.users[uid]["username"] for uid in self.channel_members[channel["id"]])
             display = ", ".join(names)
         else:
             display = channel["display_name"]
@@ -461,19 +496,32 @@ class State:
             mentions=self._mentions(sender["id"], channel, post["message"]),
         )
 
+    def _store_history(self, post: dict[str, Any], ms: int) -> None:
+        """Post store Update: the old version is kept as a copy with a new id, `original_id` = the post,
+        and `delete_at` = `update_at` = the edit time. `since=` returns it; nothing else does."""
+        old = copy.deepcopy(post)
+        old["id"] = new_id()
+        old["original_id"] = post["id"]
+        old["delete_at"] = ms
+        old["update_at"] = ms
+        self.posts[old["id"]] = old
+
     def patch_post(
         self, post_id: str, message: str | None = None, props: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         with self.lock:
             post = self.post(post_id)
+            if post["original_id"]:
+                raise AppError(404, "app.post.get.app_error", "Unable to get the post.")
             ms = now_ms()
+            if message is not None and len(message) > MAX_MESSAGE_RUNES:
+                raise AppError(
+                    400,
+                    "model.post.is_valid.message_length.app_error",
+                    "Invalid Message property for post.",
+                )
+            self._store_history(post, ms)
             if message is not None and message != post["message"]:
-                if len(message) > MAX_MESSAGE_RUNES:
-                    raise AppError(
-                        400,
-                        "model.post.is_valid.message_length.app_error",
-                        "Invalid Message property for post.",
-                    )
                 post["message"] = message
                 post["hashtags"] = models.parse_hashtags(message)
                 post["edit_at"] = ms
@@ -519,16 +567,37 @@ class State:
             return result
 
     def channel_posts(self, channel_id: str, include_deleted: bool = False) -> list[dict[str, Any]]:
-        """Posts of a channel, oldest first."""
+        """Posts of a channel, oldest first (edit-history copies are not posts of the channel)."""
         with self.lock:
             self.channel(channel_id)
             posts = [
                 p
                 for p in self.posts.values()
-                if p["channel_id"] == channel_id and (include_deleted or not p["delete_at"])
+                if p["channel_id"] == channel_id
+                and not p["original_id"]
+                and (include_deleted or not p["delete_at"])
             ]
             posts.sort(key=lambda p: p["create_at"])
             return [self.post_json(p) for p in posts]
+
+    def posts_since(self, channel_id: str, since: int, limit: int) -> tuple[list[dict[str, Any]], set[str]]:
+        """GetPostsSince: every row changed after `since` (deletions and edit-history copies included, up to
+        `limit`), UNION the roots of those rows. Returns the posts and the ids that go into `order`
+        (a root that itself did not change after `since` is in `posts` only)."""
+        with self.lock:
+            self.channel(channel_id)
+            changed = [
+                p for p in self.posts.values() if p["channel_id"] == channel_id and p["update_at"] > since
+            ]
+            changed = changed[:limit]
+            rows = {p["id"]: p for p in changed}
+            for p in changed:
+                root = self.posts.get(p["root_id"]) if p["root_id"] else None
+                if root is not None:
+                    rows.setdefault(root["id"], root)
+            posts = sorted(rows.values(), key=lambda p: p["create_at"])
+            in_order = {p["id"] for p in posts if p["update_at"] > since}
+            return [self.post_json(p) for p in posts], in_order
 
     def thread_posts(self, post_id: str) -> list[dict[str, Any]]:
         with self.lock:
@@ -536,10 +605,56 @@ class State:
             root_id = post["root_id"] or post["id"]
             root = self.post(root_id)
             posts = [root] + [
-                p for p in self.posts.values() if p["root_id"] == root_id and not p["delete_at"]
+                p
+                for p in self.posts.values()
+                if p["root_id"] == root_id and not p["delete_at"] and not p["original_id"]
             ]
             posts.sort(key=lambda p: p["create_at"])
             return [self.post_json(p) for p in posts]
+
+    # ------------------------------------------------------------------ reactions
+    def _react(self, user_id: str, post_id: str, emoji_name: str, add: bool) -> dict[str, Any]:
+        with self.lock:
+            post = self.post(post_id)
+            if not self.is_member(post["channel_id"], user_id):
+                raise forbidden()
+            if not emoji_name or not _EMOJI_RE.match(emoji_name):
+                raise AppError(400, "api.reaction.save_reaction.invalid.app_error", "Reaction is not valid.")
+            key = (post_id, user_id, emoji_name)
+            ms = now_ms()
+            if add:
+                reaction = self.reactions.get(key) or models.make_reaction(
+                    user_id, post_id, post["channel_id"], emoji_name
+                )
+                reaction["update_at"] = ms
+                self.reactions[key] = reaction
+            else:
+                reaction = self.reactions.pop(key, None) or models.make_reaction(
+                    user_id, post_id, post["channel_id"], emoji_name
+                )
+            # reaction_store.go: adding or removing a reaction touches the post, so `since=` returns it.
+            post["update_at"] = ms
+            post["has_reactions"] = any(k[0] == post_id for k in self.reactions)
+            self.publish(
+                Event(
+                    "reaction_added" if add else "reaction_removed",
+                    {"reaction": dumps(reaction)},
+                    set(self.channel_members[post["channel_id"]]),
+                    channel_id=post["channel_id"],
+                )
+            )
+            return copy.deepcopy(reaction)
+
+    def add_reaction(self, user_id: str, post_id: str, emoji_name: str) -> dict[str, Any]:
+        return self._react(user_id, post_id, emoji_name, True)
+
+    def remove_reaction(self, user_id: str, post_id: str, emoji_name: str) -> None:
+        self._react(user_id, post_id, emoji_name, False)
+
+    def reactions_of(self, post_id: str) -> list[dict[str, Any]]:
+        with self.lock:
+            self.post(post_id)
+            return [copy.deepcopy(r) for k, r in self.reactions.items() if k[0] == post_id]
 
     def typing(self, user_id: str, channel_id: str, parent_id: str = "") -> None:
         with self.lock:

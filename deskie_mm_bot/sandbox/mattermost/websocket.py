@@ -17,7 +17,7 @@ from aiohttp import WSMsgType, web
 
 from .models import Event
 from .state import State
-from .util import dumps, new_id, now_ms
+from .util import ID_ALPHABET, dumps, new_id, now_ms
 
 DEAD_QUEUE_SIZE = 128
 SEND_QUEUE_SIZE = 256
@@ -33,6 +33,9 @@ class Session:
         self.out: asyncio.Queue[str] = asyncio.Queue()
         self.last_pong = time.monotonic()
         self.closed = False
+        # The client's side is gone but the server has not noticed (a half-open TCP connection): the
+        # connection still counts as active, and whatever is written to it is lost.
+        self.half_open = False
         self.posted_ack = False
         self.writer = asyncio.get_running_loop().create_task(self._write_loop())
 
@@ -46,7 +49,7 @@ class Session:
                 return
 
     def send(self, text: str) -> None:
-        if not self.closed:
+        if not self.closed and not self.half_open:
             self.out.put_nowait(text)
 
     def abort(self) -> None:
@@ -83,7 +86,10 @@ class Hub:
         # authentication_challenge authenticates.
         self.header_auth = True
         self.hostname = socket.gethostname()
+        # authCheckInterval: an upgrade that has not authenticated by then is closed (1006).
         self.auth_timeout = AUTH_TIMEOUT
+        # Half-open connections the server still thinks alive, until it notices (see drop()).
+        self.unnoticed: dict[str, tuple[WebConn, Session]] = {}
 
     @property
     def version_string(self) -> str:
@@ -151,19 +157,41 @@ class Hub:
         if conn.session is session:
             conn.session = None
             conn.inactive_since = time.monotonic()
+            conn.pending.clear()  # what went into a half-open socket is not resent
 
     # ------------------------------------------------------------------ control
-    def drop(self, resumable: bool) -> None:
+    def drop(self, resumable: bool, noticed: bool = True) -> None:
+        """Cut every live TCP connection (the client sees 1006). `noticed=False`: the server does not
+        notice (a half-open connection, the client noticed first): the connection stays active, its
+        events are written into the void, and a reconnect with its connection_id is "not found"."""
         for conn in list(self.conns.values()):
-            if conn.session is not None:
-                session = conn.session
+            session = conn.session
+            if session is None or session.half_open:
+                continue
+            if noticed:
                 self.detach(conn, session)
-                session.abort()
+            else:
+                session.half_open = True
+                self.unnoticed[conn.connection_id] = (conn, session)
+            session.abort()
         if not resumable:
-            self.conns.clear()
+            for cid, conn in list(self.conns.items()):
+                if conn.connection_id not in self.unnoticed:
+                    del self.conns[cid]
 
-    def connection_count(self) -> int:
-        return sum(1 for c in self.conns.values() if c.session is not None)
+    def notice_drops(self) -> None:
+        """The server finally notices its half-open connections (a write fails, the read deadline
+        passes): they become inactive, as after any drop."""
+        for conn, session in list(self.unnoticed.values()):
+            self.detach(conn, session)
+        self.unnoticed.clear()
+
+    def connection_count(self, include_unnoticed: bool = False) -> int:
+        return sum(
+            1
+            for c in self.conns.values()
+            if c.session is not None and (include_unnoticed or not c.session.half_open)
+        )
 
     def revoke(self, token: str) -> None:
         for conn in list(self.conns.values()):
@@ -171,11 +199,18 @@ class Hub:
                 if conn.session is not None:
                     conn.session.abort()
                 self.conns.pop(conn.connection_id, None)
+                self.unnoticed.pop(conn.connection_id, None)
 
     async def reaper(self) -> None:
-        interval = max(0.05, min(self.reap_after / 4, 10.0))
+        interval = max(0.05, min(self.reap_after / 4, self.ping_interval / 4, 10.0))
         while True:
             await asyncio.sleep(interval)
+            # A half-open connection never pongs: the read deadline (pongWaitTime) tells the server.
+            deadline = time.monotonic() - self.ping_interval * 10 / 6
+            for cid, (conn, session) in list(self.unnoticed.items()):
+                if session.last_pong < deadline or conn.session is not session:
+                    self.detach(conn, session)
+                    del self.unnoticed[cid]
             cutoff = time.monotonic() - self.reap_after
             for cid, conn in list(self.conns.items()):
                 if conn.session is None and conn.inactive_since is not None and conn.inactive_since < cutoff:
@@ -191,6 +226,7 @@ class Hub:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         token = self._header_token(request) if self.header_auth else None
         user_id = self.state.user_for_token(token)
+        # connectWebSocket upgrades first (always 101) and only then looks at the token and the query.
         ws = web.WebSocketResponse(autoping=False, max_msg_size=8 * 1024 * 1024)
         transport = request.transport
         await ws.prepare(request)
@@ -199,12 +235,16 @@ class Hub:
         conn: WebConn | None = None
         pinger = asyncio.get_running_loop().create_task(self._ping_loop(session))
         try:
+            resume = self._resume_request(request)
+            if resume is None:
+                # "invalid connection id" / "sequence number not present": closed at once, no close frame.
+                session.abort()
+                return ws
             if user_id is not None and token is not None:
-                conn = self._connect_authenticated(request, user_id, token, session)
-                if conn is None:
-                    session.abort()
-                    return ws
+                conn = self._connect_authenticated(resume, user_id, token, session)
             else:
+                # A bad or missing Bearer token is no error: an unauthenticated socket, silent until a
+                # valid authentication_challenge or the auth tick.
                 conn = await self._challenge(ws, session)
                 if conn is None:
                     session.abort()
@@ -213,26 +253,34 @@ class Hub:
         finally:
             pinger.cancel()
             session.writer.cancel()
-            if conn is not None:
+            if conn is not None and not session.half_open:
                 self.detach(conn, session)
             session.closed = True
         return ws
 
-    def _connect_authenticated(
-        self, request: web.Request, user_id: str, token: str, session: Session
-    ) -> WebConn | None:
+    @staticmethod
+    def _resume_request(request: web.Request) -> tuple[str, int] | None:
+        """PopulateWebConnConfig: ("", 0) for a fresh connect, (connection_id, sequence_number) for a
+        resume, None when the query is refused."""
         cid = request.query.get("connection_id", "")
-        seq_raw = request.query.get("sequence_number")
         if not cid:
-            return self._fresh(user_id, token, session)
-        if seq_raw is None or seq_raw == "":
-            return None  # "sequence number not present": the server closes the socket
+            return "", 0
+        if len(cid) != 26 or not set(cid) <= set(ID_ALPHABET):
+            return None
+        seq_raw = request.query.get("sequence_number", "")
         try:
-            requested = int(seq_raw)
+            return cid, int(seq_raw)
         except ValueError:
             return None
-        conn = self.conns.get(cid)
-        if conn is None or conn.user_id != user_id:
+
+    def _connect_authenticated(
+        self, resume: tuple[str, int], user_id: str, token: str, session: Session
+    ) -> WebConn:
+        cid, requested = resume
+        conn = self.conns.get(cid) if cid else None
+        # RemoveInactiveByConnectionID: only a connection already marked inactive can be resumed. One the
+        # server still thinks alive (it has not noticed the drop) is "not found".
+        if conn is None or conn.user_id != user_id or conn.session is not None:
             return self._fresh(user_id, token, session)
         self.attach(conn, session)
         conn.token = token
@@ -286,14 +334,10 @@ class Hub:
             if not isinstance(req, dict):
                 continue
             seq = req.get("seq")
+            # The hub drops replies to sockets it has not registered: no not_authenticated, no bad_seq.
             if req.get("action") != "authentication_challenge":
-                if not self.silent:
-                    session.send(
-                        dumps(self._error(seq, "api.web_socket_router.not_authenticated.app_error", 401))
-                    )
                 continue
             if not isinstance(seq, int) or seq <= 0:
-                session.send(dumps(self._error(seq, "api.web_socket_router.bad_seq.app_error", 400)))
                 continue
             data = req.get("data") if isinstance(req.get("data"), dict) else {}
             token = data.get("token") if isinstance(data.get("token"), str) else None
