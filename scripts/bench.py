@@ -419,6 +419,10 @@ def targets(r: dict[str, Any]) -> dict[str, dict[str, Any]]:
     t: dict[str, dict[str, Any]] = {
         "reconcile cost the same at every size (3 changed)": {
             "value": per_size, "met": len(set(per_size)) == 1 and per_size[0] <= 5},
+        "reconcile cost right after 40 chats opened at once, the same at every size": {
+            "value": [v["after_40_new_chats"] for v in rec.values()],
+            "met": len({v["after_40_new_chats"] for v in rec.values()}) == 1
+            and next(iter(rec.values()))["after_40_new_chats"] <= 5},
         "restart catch-up: listing + changed chats only": {
             "value": [v["rest_calls"] for v in restart.values()],
             "met": all(v["posts_calls"] == v["changed"] and v["rest_calls"] <= 4 + 2 * v["changed"] + 2

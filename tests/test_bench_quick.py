@@ -26,12 +26,13 @@ def test_quick_benchmark_cost_figures(tmp_path: Path) -> None:
     r = json.loads(out.read_text())
     assert "reconcile requests/poll" in done.stdout and "restart catch-up" in done.stdout
 
-    # Reconciliation: one list page, the 3 changed cases' messages and the one case of the previous
-    # poll's newest second (the overlap), whatever the number of open chats.
+    # Reconciliation: one list page and the 3 changed cases' messages (at most one more, a case of the
+    # previous poll's newest second), the same whatever the number of open chats; 40 chats the bot
+    # itself has just opened are not read back.
     rec = r["reconcile_requests_per_poll"]
     assert len(rec) >= 2
-    assert {v["changed_3"] for v in rec.values()} == {5}, rec
-    assert all(isinstance(v["after_40_new_chats"], int) for v in rec.values())
+    assert len({v["changed_3"] for v in rec.values()}) == 1 and 4 <= rec["10"]["changed_3"] <= 5, rec
+    assert len({v["after_40_new_chats"] for v in rec.values()}) == 1 and rec["10"]["after_40_new_chats"] <= 5, rec
 
     # A burst on a 20 RPM plan: never refused, one chat's 30 messages in a few writes, nothing lost.
     one = r["burst_20rpm"]
