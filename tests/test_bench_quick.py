@@ -31,8 +31,8 @@ def test_quick_benchmark_cost_figures(tmp_path: Path) -> None:
     # itself has just opened are not read back.
     rec = r["reconcile_requests_per_poll"]
     assert len(rec) >= 2
-    assert len({v["changed_3"] for v in rec.values()}) == 1 and 4 <= rec["10"]["changed_3"] <= 5, rec
-    assert len({v["after_40_new_chats"] for v in rec.values()}) == 1 and rec["10"]["after_40_new_chats"] <= 5, rec
+    assert all(4 <= v["changed_3"] <= 5 for v in rec.values()), rec
+    assert all(v["after_40_new_chats"] <= 5 for v in rec.values()), rec
 
     # A burst on a 20 RPM plan: never refused, one chat's 30 messages in a few writes, nothing lost.
     one = r["burst_20rpm"]
