@@ -186,6 +186,8 @@ class CatchUp:
             log.info("catch-up skips channel %s: %s", channel["id"], e)
             return
         self.channels_read += 1
+        # The listing may hold more channels than the client's cache: keep this one for its posts.
+        self.rest.remember_channel(channel)
         if cursor is None and channel.get("type") in ("O", "P"):
             posts = self._since_bot_joined(posts)
         for raw in posts:
