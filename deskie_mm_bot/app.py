@@ -35,7 +35,9 @@ from .deskie.client import (
     find_group,
     parse_time,
 )
+from .deskie.files import FileFetcher, FileGone, FileTooLarge
 from .deskie.ratebudget import BudgetClosed, RateBudget
+from .deskie.staff import StaffNames
 from .deskie.webhook import WebhookEvent
 from .mattermost.events import post_from_event
 from .mattermost.rest import (
@@ -52,7 +54,8 @@ from .relay.catchup import CatchUp
 from .relay.inbound import FileUnavailable, InboundRelay, Target
 from .relay.intake import Intake, IntakeRules, channel_name, person_name
 from .relay.lifecycle import IdleSweeper
-from .relay.outbound import OUTGOING_THREAD, OutboundRelay, PermanentPostError, WebhookRefused
+from .relay.outbound import OUTGOING_THREAD, FileNotBrought, OutboundRelay, PermanentPostError, WebhookRefused
+from .relay.reactions import ReactionRefused, StatusReactions
 from .relay.reconcile import Reconciler
 from .retry import Backoff
 from .server import build_app
@@ -77,27 +80,79 @@ class StartAborted(Exception):
     """A stop was requested while the bot was still starting."""
 
 
+DEFAULT_MAX_FILE_SIZE = 104857600  # Mattermost's FileSettings.MaxFileSize default (100 MiB)
+
+
 class MattermostPoster:
     """What the outbound relay needs from Mattermost, with errors sorted into retry-or-give-up."""
 
-    def __init__(self, rest: MattermostRest) -> None:
+    def __init__(self, rest: MattermostRest, files: FileFetcher | None = None, pool: Any = None) -> None:
         self.rest = rest
+        self.files = files
+        self.pool = pool
+        self._limits: tuple[int, bool] | None = None
 
     @property
     def bot_id(self) -> str:
         return str(self.rest.me.get("id", ""))
 
     async def create_post(
-        self, channel_id: str, message: str, *, root_id: str, props: dict[str, Any], pending_post_id: str
+        self, channel_id: str, message: str, *, root_id: str, props: dict[str, Any], pending_post_id: str,
+        file_ids: list[str] | None = None,
     ) -> dict[str, Any]:
         try:
             return await self.rest.create_post(
-                channel_id, message, root_id=root_id, props=props, pending_post_id=pending_post_id
+                channel_id, message, root_id=root_id, props=props, pending_post_id=pending_post_id,
+                file_ids=file_ids,
             )
         except MattermostRejected as e:
             if e.status in (400, 403, 404):
                 raise PermanentPostError(str(e)) from None
             raise
+
+    async def file_limits(self) -> tuple[int, bool]:
+        """(MaxFileSize, EnableFileAttachments) from the server's client config; defaults if unreadable."""
+        if self._limits is None:
+            try:
+                cfg = await self.rest.client_config()
+            except (MattermostRejected, MattermostUnavailable) as e:
+                log.info("cannot read Mattermost's file limits (%s); assuming its defaults", e)
+                return DEFAULT_MAX_FILE_SIZE, True
+            size = str(cfg.get("MaxFileSize") or "")
+            self._limits = (int(size) if size.isdigit() and int(size) > 0 else DEFAULT_MAX_FILE_SIZE,
+                            str(cfg.get("EnableFileAttachments", "true")).lower() != "false")
+        return self._limits
+
+    async def bring_file(self, channel_id: str, attachment: dict[str, Any]) -> str:
+        if self.files is None:
+            raise FileNotBrought("files are not brought across")
+        max_size, enabled = await self.file_limits()
+        if not enabled:
+            raise FileNotBrought("file attachments are turned off in Mattermost")
+        limit_text = f"over Mattermost's {_size_text(max_size)} limit"
+        try:
+            f = await off_loop(self.pool, self.files.fetch, attachment, max_size)
+        except FileTooLarge:
+            raise FileNotBrought(limit_text) from None
+        except FileGone as e:
+            raise FileNotBrought(f"no longer available in Deskie: {e}") from None
+        try:
+            info = await self.rest.upload_file(channel_id, f.name, f.data, f.mime_type)
+        except MattermostRejected as e:
+            if e.status == 413:
+                self._limits = None  # the server's limit may have changed: read it again next time
+                raise FileNotBrought(limit_text) from None
+            if e.error_id == "api.file.attachments.disabled.app_error":
+                self._limits = None
+                raise FileNotBrought("file attachments are turned off in Mattermost") from None
+            raise FileNotBrought(f"Mattermost refused the upload: HTTP {e.status}") from None
+        return str(info["id"])
+
+    async def react(self, post_id: str, emoji_name: str) -> None:
+        try:
+            await self.rest.add_reaction(post_id, emoji_name)
+        except MattermostRejected as e:
+            raise ReactionRefused(f"HTTP {e.status} {e.error_id}") from None
 
     async def recent_bot_posts(self, channel_id: str, since_ms: int) -> list[dict[str, Any]]:
         posts = await self.rest.posts_since(channel_id, max(0, since_ms))
@@ -202,8 +257,12 @@ class BotApp:
         self.inbound = InboundRelay(
             self.store, self.deskie, Target(d.channel, self.group_id), self.pool, self._fetch_file, clock=self.clock
         )
-        self.outbound = OutboundRelay(self.store, MattermostPoster(self.rest), clock=self.clock,
-                                       open_outgoing=self.open_outgoing, on_note=self.inbound.wake)
+        poster = MattermostPoster(self.rest, FileFetcher(d.url, d.staff_email, d.api_key, verify=verify), self.pool)
+        self.reactions = StatusReactions(self.store, poster, enabled=s.chats.reactions, clock=self.clock)
+        self.outbound = OutboundRelay(self.store, poster, clock=self.clock,
+                                       open_outgoing=self.open_outgoing, on_note=self.inbound.wake,
+                                       names=StaffNames(self.deskie, self.pool) if s.chats.agent_name else None,
+                                       after_drain=self.reactions.settle)
         self.reconciler = Reconciler(self.store, self.deskie, d.channel, self.pool, on_new_replies=self.outbound.wake, clock=self.clock,
                                      adopt_unknown=self.adopt_unknown_case)
         self.sweeper = IdleSweeper(self.store, self.deskie, s.chats.idle_timeout, self.pool, clock=self.clock)
@@ -286,7 +345,8 @@ class BotApp:
         return work.result()
 
     async def _stop(self) -> None:
-        log.info("stopping: intake first, then in-flight work (up to %.0f s)", DRAIN_DEADLINE)
+        log.info("stopping: intake first, then what is queued (up to %.0f s)", DRAIN_DEADLINE)
+        deadline = time.monotonic() + DRAIN_DEADLINE
         if self.ws is not None:
             await self.ws.stop()
         if self.catchup is not None:
@@ -296,15 +356,32 @@ class BotApp:
                 self.scheduler.shutdown(wait=False)
         if self._runner is not None:
             await self._runner.cleanup()
+        drain = self.exit_code == EXIT_OK and self.started.is_set()
         if self.deskie is not None:
-            # Writes on the wire finish and are recorded; nothing new starts, no retry waits.
-            self.deskie.stop_retrying()
+            if drain:
+                # Requests still go out, but a failing Deskie is not retried: what it will not take
+                # now stays in the store for the next start.
+                self.deskie.fail_fast()
+            else:
+                self.deskie.stop_retrying()
+        if self.rest is not None:
+            self.rest.stop_retrying()
         pending = [t for t in self._tasks if not t.done()]
-        if pending:
-            _, still = await asyncio.wait(pending, timeout=DRAIN_DEADLINE)
+        if pending:  # the relay loops finish the pass they are in
+            _, still = await asyncio.wait(pending, timeout=max(0.0, deadline - time.monotonic()))
             for t in still:
                 t.cancel()
             await asyncio.gather(*still, return_exceptions=True)
+            drain = drain and not still
+        if drain:
+            with contextlib.suppress(Exception):
+                await self._drain_queues(deadline)
+        if self.deskie is not None:
+            self.deskie.stop_retrying()
+        if self.store is not None:
+            to_deskie, to_mm = self.queued()
+            if to_deskie or to_mm:
+                log.info("left for the next start: %d message(s) to Deskie, %d to Mattermost", to_deskie, to_mm)
         if self.deskie is not None:
             self.deskie.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -316,6 +393,42 @@ class BotApp:
                 self.flush_cursors()
             self.store.close()
         log.info("stopped")
+
+    def queued(self) -> tuple[int, int]:
+        """Messages waiting (to Deskie, to Mattermost)."""
+        assert self.store is not None
+        return (self.store.count_outbox("pending") + self.store.count_outbox("inflight"),
+                self.store.count_replies("pending") + self.store.count_replies("posting"))
+
+    async def _drain_queues(self, deadline: float) -> None:
+        """Deliver what is queued while both services answer, until `deadline`. A direction whose
+        service fails is left as it is (its messages stay in the store): no retry is waited for."""
+        self.inbound.flushing = self.outbound.flushing = True
+
+        async def side(count: Callable[[], int], drain: Callable[[], Any], failures: Callable[[], int]) -> None:
+            failed_before = failures()
+            while count() and time.monotonic() < deadline:
+                before = count()
+                try:
+                    await drain()
+                except (Stopping, BudgetClosed):
+                    return
+                if count() < before:
+                    continue
+                if failures() > failed_before:
+                    return  # the service failed during this drain: the rest waits for the next start
+                # Nothing failed, nothing went: waiting for rate budget, or a write the other side holds.
+                await asyncio.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+
+        sides = [
+            side(lambda: self.queued()[0], self.inbound.drain, lambda: self.inbound.failures),
+            side(lambda: self.queued()[1], self.outbound.drain, lambda: self.outbound.failures),
+        ]
+        tasks = [asyncio.ensure_future(c) for c in sides]
+        _, late = await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic()))
+        for t in late:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _spawn(self, name: str, coro: Any) -> None:
         task = asyncio.create_task(coro, name=name)
@@ -591,6 +704,12 @@ class BotApp:
         m.open_chats.set(self.store.count_conversations("active"))
         if self.deskie:
             m.budget_available.set(self.deskie.budget.available())
+
+
+def _size_text(n: int) -> str:
+    if n >= 1048576:
+        return f"{n / 1048576:.0f} MB"
+    return f"{n / 1024:.0f} KB" if n >= 1024 else f"{n} bytes"
 
 
 __all__ = ["BotApp", "Fatal", "EXIT_OK", "EXIT_RUNTIME", "EXIT_CONFIG", "DeskieRejected"]

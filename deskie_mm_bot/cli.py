@@ -8,12 +8,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import select
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, NoReturn
@@ -151,6 +153,13 @@ def run_bot(settings: Settings) -> int:
                 pidfile.unlink()
         except OSError:
             pass
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        # A request still hanging past the stop deadline (a read timeout is 30 s) would hold the exit:
+        # the store is closed and that write is recorded in flight, checked at the next start.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     return code
 
 
@@ -234,10 +243,28 @@ def stop(config_path: str, timeout: float) -> None:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
-            click.echo(f"stopped (pid {pid})")
+            click.echo(f"stopped (pid {pid}){_left_behind(settings)}")
             return
         time.sleep(0.1)
     _die(EXIT_RUNTIME, f"pid {pid} did not exit within {timeout:.0f} s")
+
+
+def _left_behind(settings: Settings) -> str:
+    """What the drain could not deliver (a service that failed): it waits in the store for the next start."""
+    from .store import Store
+
+    if not Path(settings.state.path).exists():
+        return ""
+    try:
+        store = Store(settings.state.path)
+    except (sqlite3.Error, OSError):
+        return ""
+    try:
+        to_deskie = store.count_outbox("pending") + store.count_outbox("inflight")
+        to_mm = store.count_replies("pending") + store.count_replies("posting")
+    finally:
+        store.close()
+    return f"; waiting for the next start: {to_deskie} to Deskie, {to_mm} to Mattermost"
 
 
 @main.command()

@@ -172,6 +172,8 @@ class ChatsSettings:
     reply_mode: str = "group_chat"
     idle_timeout: float = 600.0
     poll_interval: float = 30.0
+    agent_name: bool = True
+    reactions: bool = True
 
 
 @dataclass(frozen=True)
@@ -534,7 +536,7 @@ _SECTION_KEYS: dict[str, tuple[str, ...]] = {
         "insecure",
     ),
     "webhook": ("listen", "secret", "public_url"),
-    "chats": ("mention_only", "reply_mode", "idle_timeout", "poll_interval"),
+    "chats": ("mention_only", "reply_mode", "idle_timeout", "poll_interval", "agent_name", "reactions"),
     "state": ("path",),
     "log": ("level", "format"),
 }
@@ -605,6 +607,8 @@ def _parse_chats(s: _Section) -> ChatsSettings:
         reply_mode=s.choice("reply_mode", REPLY_MODES, d.reply_mode),
         idle_timeout=s.duration("idle_timeout", d.idle_timeout),
         poll_interval=s.duration("poll_interval", d.poll_interval),
+        agent_name=s.boolean("agent_name", d.agent_name),
+        reactions=s.boolean("reactions", d.reactions),
     )
 
 

@@ -91,6 +91,8 @@ def inproc_bot(world: World, tmp_path: Path, clock: FakeClock) -> Iterator[Calla
     def make(**chats: Any) -> InProcessBot:
         # The scheduler's own timers are long here: tests drive the jobs themselves.
         chats.setdefault("poll_interval", "1h")
+        # Answers are checked word for word as the agent wrote them; the agent's name has its own tests.
+        chats.setdefault("agent_name", False)
         path = world.write_config(tmp_path / f"inproc{len(bots)}", **chats)
         bot = InProcessBot(path, clock)
         bots.append(bot)

@@ -36,17 +36,6 @@ def test_a_file_over_deskies_limit_is_said_not_dropped(world: World, make_bot: C
     assert [a["file_name"] for a in msg["attachments"]] == ["note.txt"]
 
 
-def test_agent_attachments_arrive_as_links(world: World, make_bot: Callable[..., BotProcess]) -> None:
-    make_bot().start()
-    world.mm.post_as(world.jane["id"], world.jane_dm["id"], "send me the manual")
-    case = first_case(world)
-    world.dk.agent_reply(case["case_id"], content="attached",
-                         attachments=[{"file_name": "manual.pdf", "data": b"%PDF-1.4", "mime_type": "application/pdf"}])
-    (post,) = wait_for(lambda: bot_posts(world, world.jane_dm["id"]), what="the answer")
-    assert post["message"].startswith("attached")
-    assert "[manual.pdf](" in post["message"]
-
-
 def test_edits_and_deletions_reach_the_agent_as_notes(world: World, make_bot: Callable[..., BotProcess]) -> None:
     make_bot().start()
     mm = world.mm

@@ -137,7 +137,8 @@ def test_follow_up_reads_the_case_user_when_the_create_answer_lacked_it(tmp_path
         def get_case(self, case_id: int, priority: Any = None) -> dict[str, Any]:
             return {"case_id": case_id, "user_id": 555, "status": "open"}
 
-        def add_user_message(self, case_id: int, user_id: int, content: str, files: Any = None) -> dict[str, Any]:
+        def add_user_message(self, case_id: int, user_id: int, content: str, files: Any = None,
+                             content_html: str | None = None) -> dict[str, Any]:
             self.sent.append((case_id, user_id, content))
             return {"message_id": 900}
 

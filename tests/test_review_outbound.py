@@ -27,7 +27,7 @@ class Poster:
         self.created: list[dict[str, Any]] = []
 
     async def create_post(self, channel_id: str, message: str, *, root_id: str, props: dict[str, Any],
-                          pending_post_id: str) -> dict[str, Any]:
+                          pending_post_id: str, file_ids: list[str] | None = None) -> dict[str, Any]:
         post = {"id": f"new{len(self.created)}", "channel_id": channel_id, "root_id": root_id, "props": props}
         self.created.append(post)
         return post

@@ -9,7 +9,6 @@ import pytest
 
 from deskie_mm_bot.deskie.formatting import (
     MM_LIMIT,
-    attachment_lines,
     html_to_markdown,
     message_body,
     split_message,
@@ -180,11 +179,6 @@ def test_message_body_prefers_html_then_plain_content() -> None:
     assert message_body("<p>tagged <i>plain</i></p>", "") == "tagged *plain*"
     assert message_body("2 < 3 and 5 > 4", None) == "2 < 3 and 5 > 4"
     assert message_body(None, None) == ""
-
-
-def test_attachment_lines() -> None:
-    text = attachment_lines([{"url": "https://f/a.png", "file_name": "a.png"}, {"url": ""}, {"url": "https://f/b"}])
-    assert text.splitlines() == ["📎 [a.png](https://f/a.png)", "📎 [attachment](https://f/b)"]
 
 
 # ---- splitting ---------------------------------------------------------------------------------------------

@@ -125,10 +125,16 @@ class DeskieClient:
         self.timeout = timeout
         self.max_read_attempts = max_read_attempts
         self._stop = threading.Event()
+        self._no_retries = False
         self._sleep = sleep or self._stop.wait
         self.last_ok_at: float | None = None
         self.last_error: str | None = None
         self.last_error_at: float | None = None
+
+    def fail_fast(self) -> None:
+        """Draining before a stop: requests still go out, but a failure is final at once (no backoff
+        waits on a server that fails; a rate limit is still waited for, within the caller's deadline)."""
+        self._no_retries = True
 
     def stop_retrying(self) -> None:
         """Shutting down: a request on the wire finishes, but nothing new starts and no retry waits."""
@@ -177,7 +183,7 @@ class DeskieClient:
                 # A connect failure never reached Deskie; a read timeout may have been applied.
                 maybe = write and not isinstance(e, requests.ConnectTimeout) and not _refused(e)
                 self._note_error(f"{method} {path}: {type(e).__name__}")
-                if write or attempt >= self.max_read_attempts:
+                if write or attempt >= self.max_read_attempts or self._no_retries:
                     raise DeskieUnavailable(f"Deskie unreachable: {type(e).__name__}", maybe_applied=maybe) from None
                 self._sleep(backoff.next_delay())
                 continue
@@ -191,7 +197,7 @@ class DeskieClient:
             self.budget.settle(cost, resp.headers)
             if resp.status_code >= 500:
                 self._note_error(f"{method} {path}: HTTP {resp.status_code}")
-                if write or attempt >= self.max_read_attempts:
+                if write or attempt >= self.max_read_attempts or self._no_retries:
                     raise DeskieUnavailable(f"Deskie answered HTTP {resp.status_code}", maybe_applied=write)
                 self._sleep(backoff.next_delay())
                 continue
@@ -225,8 +231,9 @@ class DeskieClient:
         subject: str,
         content: str,
         files: list[tuple[str, bytes, str]] | None = None,
+        content_html: str | None = None,
     ) -> dict[str, Any]:
-        fields = {
+        fields: dict[str, Any] = {
             "channel": channel,
             "user_custom_id": user_custom_id,
             "user_full_name": user_full_name,
@@ -234,6 +241,8 @@ class DeskieClient:
             "subject": subject,
             "content": content,
         }
+        if content_html:
+            fields["content_html"] = content_html
         if files:
             data, parts = _multipart("case", fields, files)
             return self.request("POST", "/api/cases.json", data=data, files=parts)["case"]
@@ -271,9 +280,17 @@ class DeskieClient:
 
     # ---- messages --------------------------------------------------------------------------------
     def add_user_message(
-        self, case_id: int, user_id: int, content: str, files: list[tuple[str, bytes, str]] | None = None
+        self,
+        case_id: int,
+        user_id: int,
+        content: str,
+        files: list[tuple[str, bytes, str]] | None = None,
+        *,
+        content_html: str | None = None,
     ) -> dict[str, Any]:
-        fields = {"user_id": user_id, "content": content}
+        fields: dict[str, Any] = {"user_id": user_id, "content": content}
+        if content_html:
+            fields["content_html"] = content_html
         path = f"/api/cases/{case_id}/messages.json"
         if files:
             data, parts = _multipart("message", fields, files)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from markdownify import markdownify
 
@@ -36,16 +35,6 @@ def message_body(content: str | None, content_html: str | None) -> str:
     if _TAG.search(text):
         return html_to_markdown(text)
     return text
-
-
-def attachment_lines(attachments: list[dict[str, Any]]) -> str:
-    lines = []
-    for a in attachments:
-        url = a.get("url")
-        name = a.get("file_name") or a.get("name") or "attachment"
-        if url:
-            lines.append(f"📎 [{name}]({url})")
-    return "\n".join(lines)
 
 
 def split_message(text: str, limit: int = MM_LIMIT) -> list[str]:

@@ -197,13 +197,30 @@ class MattermostRest:
         resp = await self._call(self.client.make_request("get", f"/api/v4/files/{file_id}"), raw=True)
         return dict(info), resp.content
 
-    async def upload_file(self, channel_id: str, name: str, data: bytes) -> dict[str, Any]:
+    async def upload_file(
+        self, channel_id: str, name: str, data: bytes, mime_type: str = "application/octet-stream"
+    ) -> dict[str, Any]:
+        # httpx writes the data fields before the files: channel_id first, so the server streams.
         result = await self._call(
             self.client.post(
-                "/api/v4/files", data={"channel_id": channel_id}, files={"files": (name, data)}
+                "/api/v4/files", data={"channel_id": channel_id}, files={"files": (name, data, mime_type)}
             )
         )
         return dict(result["file_infos"][0])
+
+    async def client_config(self) -> dict[str, Any]:
+        """The server's client config (`format=old`): MaxFileSize, EnableFileAttachments, as strings."""
+        return dict(await self._call(self.client.get("/api/v4/config/client", params={"format": "old"})))
+
+    async def add_reaction(self, post_id: str, emoji_name: str) -> dict[str, Any]:
+        """Saved as an upsert by the server: repeating it is harmless."""
+        body = {"user_id": self.me["id"], "post_id": post_id, "emoji_name": emoji_name}
+        return dict(await self._call(self.client.post("/api/v4/reactions", options=body)))
+
+    def stop_retrying(self) -> None:
+        """Shutting down: a failing server is not waited for, its 5xx and 429 come back at once."""
+        # The driver reads its retry allowance on every request; it has no public setter.
+        self._driver.client._max_retries = 0
 
     async def search_users(self, term: str, team_id: str = "") -> list[dict[str, Any]]:
         body: dict[str, Any] = {"term": term, "limit": 50}

@@ -14,7 +14,7 @@ import html
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from ..blocking import off_loop
 from ..deskie.client import DeskieAuthError, DeskieClient, DeskieRejected, DeskieUnavailable, Stopping
 from ..deskie.ratebudget import Priority
+from ..mattermost.markdown import markdown_to_html, text_to_html
 from ..retry import Backoff
 from ..store import Batch, Conversation, OutboxItem, Store
 
@@ -74,6 +75,23 @@ def compose(items: list[OutboxItem]) -> str:
     return "\n".join(lines)
 
 
+def compose_html(items: list[OutboxItem], problems: Sequence[str] = ()) -> str:
+    """The same message as `compose`, with each post's Markdown rendered as the customer saw it."""
+    parts = []
+    for it in items:
+        head = []
+        if len(items) > 1:
+            stamp = datetime.fromtimestamp(it.posted_at, tz=timezone.utc).strftime("%H:%M:%S UTC")
+            head.append(f"[{stamp}]")
+        if it.show_author:
+            head.append(f"<strong>{text_to_html(it.author)}</strong>:")
+        if head:
+            parts.append(f"<p>{' '.join(head)}</p>")
+        parts.append(markdown_to_html(it.text))
+    parts.extend(f"<p>{text_to_html(p)}</p>" for p in problems)
+    return "\n".join(p for p in parts if p)
+
+
 class InboundRelay:
     def __init__(
         self,
@@ -95,6 +113,8 @@ class InboundRelay:
         self._retry_at: dict[str, float] = {}
         self._backoffs: dict[str, Backoff] = {}
         self.sent_batches = 0
+        self.failures = 0  # postponed writes since start (a stop's drain watches it)
+        self.flushing = False  # stopping: send what is queued now, no burst is held back
 
     def wake(self) -> None:
         self._wake.set()
@@ -112,7 +132,7 @@ class InboundRelay:
         next_due: float | None = None
         for key in self.store.pending_conv_keys():
             due = self._retry_at.get(key, 0.0)
-            if due > self.clock():
+            if due > self.clock() and not self.flushing:  # a stop tries each chat once more, now
                 next_due = due if next_due is None else min(next_due, due)
                 continue
             try:
@@ -132,6 +152,7 @@ class InboundRelay:
         backoff = self._backoffs.setdefault(key, Backoff(base=1.0, cap=30.0))
         due = self.clock() + backoff.next_delay()
         self._retry_at[key] = due
+        self.failures += 1
         self.store.record_error("deskie", error)
         log.warning("Deskie write for %s postponed: %s", key, error)
         return due
@@ -145,7 +166,7 @@ class InboundRelay:
         items = self.store.pending_items(key)
         if not items:
             return None
-        if self.deskie.budget.scarce() and self._in_a_burst(key, items):
+        if not self.flushing and self.deskie.budget.scarce() and self._in_a_burst(key, items):
             # Short of budget: let a burst gather so it goes out in a few writes, not one write each.
             # A lone message is not held: only what follows it closely waits.
             oldest = self.store.oldest_pending_at(key) or self.clock()
@@ -238,6 +259,7 @@ class InboundRelay:
             content = (content + "\n" + "\n".join(problems)).strip()
         if not content.strip() and not files:
             content = "(empty message)"
+        content_html = compose_html(items, problems) or text_to_html(content)
         conv = self.store.conversation(batch.conversation_id) if batch.conversation_id else None
         try:
             if batch.op == "create_case":
@@ -251,6 +273,7 @@ class InboundRelay:
                     subject=subject_of(items),
                     content=content,
                     files=files or None,
+                    content_html=content_html,
                 )
                 self._adopt_case(batch, items[0], case)
                 self.sent_batches += 1
@@ -260,7 +283,8 @@ class InboundRelay:
             elif batch.op == "add_message":
                 assert conv is not None and conv.case_id is not None
                 msg = await off_loop(self.pool,
-                    self.deskie.add_user_message, conv.case_id, await self._case_user(conv), content, files or None
+                    self.deskie.add_user_message, conv.case_id, await self._case_user(conv), content, files or None,
+                    content_html=content_html,
                 )
                 with self.store.lazy_commits():  # the write is made: an in-flight batch is looked for first
                     self.store.touch_conversation(conv.id, "customer", int(msg.get("message_id") or 0))
@@ -325,6 +349,8 @@ class InboundRelay:
             finishes_batch=batch.id,
         )
         self.store.record_own_write(conv.id, case.get("updated_at"))
+        # Where the chat's status reactions go: its first post, or the thread's root in thread mode.
+        self.store.note_first_post(conv.id, first.channel_id, first.reply_root_id or first.post_id)
 
     async def _case_gone(self, conv: Conversation, err: DeskieRejected) -> bool:
         if err.not_found:
@@ -335,15 +361,19 @@ class InboundRelay:
     async def _closed_in_deskie(self, conv: Conversation) -> bool:
         """Ask Deskie whether the chat's case can still take messages; remember when it cannot."""
         assert conv.case_id is not None
+        closed = False
         try:
             case = await off_loop(self.pool, self.deskie.get_case, conv.case_id)
-            gone = case.get("status") == "closed" or bool(case.get("deleted")) or bool(case.get("spam"))
+            closed = case.get("status") == "closed"
+            gone = closed or bool(case.get("deleted")) or bool(case.get("spam"))
         except DeskieRejected as e:
             if not e.not_found:
                 raise
             gone = True
         if gone:
             self.store.set_conversation_state(conv.id, "closed")
+        if closed:  # seen at this write: the chat's first post gets its check mark
+            self.store.want_reaction(conv.id, "closed_mark")
         return gone
 
     # ---- was an in-flight write applied? -----------------------------------------------------

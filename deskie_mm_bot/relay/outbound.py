@@ -3,6 +3,12 @@
 Answers arrive from the webhook or the reconciliation poll and are recorded in the ledger first;
 posting happens from the ledger. Each post carries the Deskie message id in its props, so a post that
 was in flight during a crash is found in the channel instead of being posted twice.
+
+An answer's posts are fixed before the first one is made (its text split at Mattermost's limit, the
+agent's name first, its files five to a post), so a restart goes on where it stopped. A file is
+brought across just before its post is made: after a crash it is brought again, and the copy that was
+never attached stays unattached. A file that cannot be brought is named in the post, and the agent
+is told in a note on the case.
 """
 
 from __future__ import annotations
@@ -10,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from ..deskie.formatting import attachment_lines, message_body, split_message
+from ..deskie.files import file_name
+from ..deskie.formatting import MM_LIMIT, message_body, split_message
 from ..deskie.webhook import WebhookEvent
 from ..retry import backoff_delay
 from ..store import Conversation, Reply, Store
@@ -24,20 +32,67 @@ log = logging.getLogger(__name__)
 PROP_MESSAGE = "deskie_message_id"
 PROP_PART = "deskie_part"
 OUTGOING_THREAD = "out:"  # key of an agent-started thread-mode chat until its first post exists
+FILES_PER_POST = 5  # Mattermost's limit of file_ids on one post
+ROOM_FOR_FILE_LINES = 2000  # a text part leaves this much room for naming files that did not come
 
 
 class Poster(Protocol):
     bot_id: str
 
     async def create_post(
-        self, channel_id: str, message: str, *, root_id: str, props: dict[str, Any], pending_post_id: str
+        self, channel_id: str, message: str, *, root_id: str, props: dict[str, Any], pending_post_id: str,
+        file_ids: list[str] | None = None,
     ) -> dict[str, Any]: ...
 
     async def recent_bot_posts(self, channel_id: str, since_ms: int) -> list[dict[str, Any]]: ...
 
+    async def bring_file(self, channel_id: str, attachment: dict[str, Any]) -> str:
+        """Fetch an answer's file and upload it to the channel: its Mattermost file id.
+        Raises FileNotBrought when it can never come; any other error is transient."""
+        ...
+
+
+class AgentNames(Protocol):
+    async def name_of_answer(self, staff_id: int | None, case_id: int, message_id: int | None) -> str:
+        """The agent's full name, or "" when it cannot be had at once; never raises."""
+        ...
+
 
 class PermanentPostError(Exception):
     """Mattermost will never take this post (the bot left the channel, the channel is gone)."""
+
+
+class FileNotBrought(Exception):
+    """An answer's file that will never reach Mattermost (gone, too large, uploads disabled)."""
+
+
+def plan_posts(body: str, n_files: int) -> list[tuple[str, range]]:
+    """An answer's posts: its text split at the limit, the first five files on the first post, the
+    rest five to a post after the text, in order."""
+    limit = MM_LIMIT - ROOM_FOR_FILE_LINES if n_files else MM_LIMIT
+    parts = split_message(body, limit) if body else []
+    chunks = [range(i, min(i + FILES_PER_POST, n_files)) for i in range(0, n_files, FILES_PER_POST)]
+    posts = [(part, chunks[0] if i == 0 and chunks else range(0)) for i, part in enumerate(parts)]
+    posts.extend(("", chunk) for chunk in chunks[1 if parts else 0:])
+    return posts
+
+
+_ORDERED_ITEM = re.compile(r"^\d{1,9}[.)](\s|$)")
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\*_`~[]<>#|"})
+
+
+def with_agent_name(name: str, body: str) -> str:
+    """The answer's text under the agent's name: on the same line, or above a block (a list, a quote,
+    code) so that the block still renders."""
+    if not name:
+        return body
+    label = name.translate(_MD_SPECIAL) + ":"
+    first = body.lstrip("\n").split("\n", 1)[0].lstrip()
+    if not body.strip():
+        return label
+    if first[:1] in ("-", "*", "+", ">", "#", "|", "`", "~") or _ORDERED_ITEM.match(first) or body.startswith("    "):
+        return f"{label}\n\n{body}"
+    return f"{label} {body}"
 
 
 class WebhookRefused(Exception):
@@ -47,9 +102,8 @@ class WebhookRefused(Exception):
 
 
 def reply_text(content: str | None, content_html: str | None, attachments: list[dict[str, Any]]) -> str:
-    body = message_body(content, content_html)
-    extra = attachment_lines(attachments)
-    return "\n\n".join(p for p in (body, extra) if p)
+    """The answer's Markdown. Its files are not in it: they travel as files (see `plan_posts`)."""
+    return message_body(content, content_html)
 
 
 class OutboundRelay:
@@ -61,14 +115,20 @@ class OutboundRelay:
         clock: Callable[[], float] = time.time,
         open_outgoing: Callable[[WebhookEvent], Any] | None = None,
         on_note: Callable[[], None] = lambda: None,
+        names: AgentNames | None = None,
+        after_drain: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
         self.poster = poster
         self.clock = clock
         self.open_outgoing = open_outgoing
         self.on_note = on_note
+        self.names = names  # None: answers are posted without the agent's name
+        self.after_drain = after_drain
         self._wake = asyncio.Event()
         self.posted = 0
+        self.failures = 0  # transient posting failures since start (a stop's drain watches it)
+        self.flushing = False  # stopping: answers waiting for a retry are tried once more, now
 
     def wake(self) -> None:
         self._wake.set()
@@ -92,7 +152,7 @@ class OutboundRelay:
             # The agent reopened the case by answering: the customer's reply belongs to it again.
             self.store.set_conversation_state(conv.id, "active")
         text = reply_text(event.content, event.content_html, event.attachments)
-        if not text:
+        if not text and not event.attachments:
             return "ignored: empty"
         with self.store.lazy_commits():  # reconciliation finds an answer a power cut took
             fresh = self.store.add_reply(
@@ -102,6 +162,7 @@ class OutboundRelay:
                 body=text,
                 attachments=event.attachments,
                 source="webhook",
+                staff_id=event.staff_id,
             )
         if fresh:
             self.wake()
@@ -117,15 +178,19 @@ class OutboundRelay:
 
     async def drain(self) -> None:
         """Post every answer that is due; each chat's answers strictly in order."""
-        while True:
-            due = self.store.due_replies(self.clock())
-            if not due:
-                return
-            progressed = False
-            for reply in due:
-                progressed |= await self._attempt(reply)
-            if not progressed:
-                return
+        try:
+            while True:
+                due = self.store.due_replies(float("inf") if self.flushing else self.clock())
+                if not due:
+                    return
+                progressed = False
+                for reply in due:
+                    progressed |= await self._attempt(reply)
+                if not progressed:
+                    return
+        finally:
+            if self.after_drain is not None:
+                await self.after_drain()
 
     async def _attempt(self, reply: Reply) -> bool:
         conv = self.store.conversation(reply.conversation_id) if reply.conversation_id else None
@@ -144,6 +209,7 @@ class OutboundRelay:
             self._tell_agent(reply, conv, str(e))
             return True
         except Exception as e:  # transient: keep it in the ledger, try later; the chat's next answers wait
+            self.failures += 1
             delay = backoff_delay(reply.attempts, base=1.0, cap=60.0)
             self.store.retry_reply_later(reply.id, delay, f"{type(e).__name__}: {e}")
             self.store.record_error("mattermost", f"posting an answer failed: {type(e).__name__}: {e}")
@@ -152,9 +218,16 @@ class OutboundRelay:
 
     def _tell_agent(self, reply: Reply, conv: Conversation, reason: str) -> None:
         """An answer Mattermost will never take is not dropped silently: the agent gets a note."""
-        clip = reply.body if len(reply.body) <= 300 else reply.body[:299] + "\u2026"
+        what = reply.body or ", ".join(file_name(a) for a in reply.attachments)
+        clip = what if len(what) <= 300 else what[:299] + "\u2026"
+        self._note(reply, conv, f"undeliverable:{reply.id}",
+                   f"This answer could not be posted in Mattermost ({reason}); the customer has not seen it: "
+                   f"\u201c{clip}\u201d")
+
+    def _note(self, reply: Reply, conv: Conversation, note_id: str, text: str) -> None:
+        """A note to the agent on the case; `note_id` makes it once only, however often it is said."""
         self.store.enqueue_post(
-            post_id=f"undeliverable:{reply.id}",
+            post_id=note_id,
             conv_key=conv.conv_key,
             channel_id=conv.channel_id,
             reply_root_id=conv.reply_root_id,
@@ -162,16 +235,28 @@ class OutboundRelay:
             user_full_name=conv.user_full_name,
             author="deskie-mm-bot",
             show_author=False,
-            text=f"This answer could not be posted in Mattermost ({reason}); the customer has not seen it: "
-                 f"\u201c{clip}\u201d",
+            text=text,
             file_ids=[],
             posted_at=self.clock(),
             kind="note",
         )
         self.on_note()
 
+    async def _agent_name(self, reply: Reply) -> str:
+        """The name the answer is posted under, chosen once before its first post."""
+        if reply.agent_name is not None:
+            return reply.agent_name
+        if reply.state == "posting":
+            return ""  # begun before names were kept: its parts must stay as they were
+        name = ""
+        if self.names is not None:
+            name = await self.names.name_of_answer(reply.staff_id, reply.case_id, reply.message_id)
+        self.store.set_reply_agent_name(reply.id, name)
+        return name
+
     async def _deliver(self, reply: Reply, conv: Conversation) -> None:
-        parts = split_message(reply.body)
+        name = await self._agent_name(reply)
+        posts = plan_posts(with_agent_name(name, reply.body), len(reply.attachments))
         done = reply.parts_posted
         key = str(reply.message_id) if reply.message_id is not None else f"r{reply.id}"
         if reply.state == "posting":
@@ -192,13 +277,23 @@ class OutboundRelay:
         else:
             self.store.mark_reply_posting(reply.id)
         root_id = conv.reply_root_id
-        for index in range(done, len(parts)):
+        for index in range(done, len(posts)):
+            text, chunk = posts[index]
+            file_ids, missing = await self._bring_files(conv, [reply.attachments[i] for i in chunk])
+            if missing:
+                lines = "\n".join(f"\U0001f4ce {n} could not be attached ({why})" for n, why in missing)
+                text = f"{text}\n\n{lines}" if text else lines
+                # Said before the post is made: a crash right after it must not lose the note.
+                self._note(reply, conv, f"unattached:{reply.id}:{index}",
+                           "These files of your answer did not reach the customer in Mattermost: "
+                           + "; ".join(f"{n} ({why})" for n, why in missing))
             post = await self.poster.create_post(
                 conv.channel_id,
-                parts[index],
+                text,
                 root_id=root_id,
                 props={PROP_MESSAGE: key, PROP_PART: index, "deskie_case_id": str(reply.case_id)},
                 pending_post_id=f"{self.poster.bot_id}:deskie{key}p{index}",
+                file_ids=file_ids or None,
             )
             with self.store.lazy_commits():  # still `posting`: after a power cut the channel is looked at first
                 self.store.record_reply_part(reply.id, str(post.get("id", "")))
@@ -210,5 +305,22 @@ class OutboundRelay:
         with self.store.lazy_commits():
             self.store.finish_reply(reply.id)
             self.store.touch_conversation(conv.id, "agent", reply.message_id or 0)
+        # The chat's first answer: its first customer post gets :eyes: (asked for once only).
+        self.store.want_reaction(conv.id, "eyes")
         self.posted += 1
         log.info("posted agent answer %s of case %s to %s", key, reply.case_id, conv.channel_id)
+
+    async def _bring_files(
+        self, conv: Conversation, attachments: list[dict[str, Any]]
+    ) -> tuple[list[str], list[tuple[str, str]]]:
+        """Upload a post's files: their ids, and (name, why) of those that can never come."""
+        ids: list[str] = []
+        missing: list[tuple[str, str]] = []
+        for att in attachments:
+            try:
+                ids.append(await self.poster.bring_file(conv.channel_id, att))
+            except FileNotBrought as e:
+                name = file_name(att)
+                log.warning("file %s of an answer cannot be brought to Mattermost: %s", name, e)
+                missing.append((name if len(name) <= 120 else name[:119] + "\u2026", str(e)))
+        return ids, missing

@@ -182,6 +182,8 @@ class Reconciler:
         queued = await self._read_answers(case_id, conv)
         if queued is None:
             return 0
+        if case.get("status") == "closed":
+            self.store.want_reaction(conv.id, "closed_mark")  # once per chat, however often seen
         if case.get("status") == "closed" and conv.state != "closed":
             self.store.set_conversation_state(conv.id, "closed")
             log.info("case %s was closed in Deskie; the next message opens a new case", case_id)
@@ -218,8 +220,9 @@ class Reconciler:
             mid = int(m["message_id"])
             if mid in known:
                 continue
-            text = reply_text(m.get("content"), m.get("content_html"), list(m.get("attachments") or []))
-            if not text:
+            files = list(m.get("attachments") or [])
+            text = reply_text(m.get("content"), m.get("content_html"), files)
+            if not text and not files:
                 continue
             if self._resolve_unnamed(case_id, text, mid):
                 continue
@@ -228,8 +231,9 @@ class Reconciler:
                 case_id=case_id,
                 conversation_id=conv.id,
                 body=text,
-                attachments=list(m.get("attachments") or []),
+                attachments=files,
                 source="reconcile",
+                staff_id=int(m.get("staff_id") or 0) or None,
             ):
                 queued += 1
         return queued

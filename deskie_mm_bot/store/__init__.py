@@ -90,6 +90,19 @@ class Reply:
     attempts: int
     next_attempt_at: float
     received_at: float
+    staff_id: int | None = None
+    agent_name: str | None = None  # None: not chosen yet; "": posted without a name
+
+
+@dataclass(frozen=True)
+class ChatReaction:
+    conversation_id: int
+    channel_id: str
+    post_id: str
+    eyes: str
+    closed_mark: str
+    attempts: int
+    next_attempt_at: float
 
 
 _TAG = re.compile(r"<[^>]*>")
@@ -101,6 +114,11 @@ def content_hash(text: str) -> str:
     a tag): tags and runs of white space do not count, or the poll would post the answer again."""
     key = " ".join(_TAG.sub(" ", text).split())
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+
+
+def _file_names(attachments: list[dict[str, Any]]) -> str:
+    return " ".join(str(a.get("file_name") or str(a.get("url") or "").rstrip("/").rsplit("/", 1)[-1])
+                    for a in attachments)
 
 
 def _conversation(row: sqlite3.Row) -> Conversation:
@@ -510,9 +528,11 @@ class Store:
         body: str,
         attachments: list[dict[str, Any]],
         source: str,
+        staff_id: int | None = None,
     ) -> bool:
         """Record an agent's answer to post. False when that Deskie message is known already."""
-        h = content_hash(body)
+        # An answer of files only is known by their names (the webhook's URLs end with them).
+        h = content_hash(body if body.strip() else _file_names(attachments))
         with self.transaction() as c:
             if message_id is None:
                 # No id (a webhook that did not carry one): the same text on the same case is taken for
@@ -525,8 +545,9 @@ class Store:
                     return False
             cur = c.execute(
                 "INSERT OR IGNORE INTO replies (message_id, case_id, conversation_id, content_hash, body,"
-                " attachments, source, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (message_id, case_id, conversation_id, h, body, json.dumps(attachments), source, self._clock()),
+                " attachments, source, received_at, staff_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (message_id, case_id, conversation_id, h, body, json.dumps(attachments), source, self._clock(),
+                 staff_id),
             )
             return cur.rowcount == 1
 
@@ -615,3 +636,59 @@ class Store:
             "UPDATE replies SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?",
             (self._clock() + delay, error[:500], reply_id),
         )
+
+    def set_reply_agent_name(self, reply_id: int, name: str) -> None:
+        """The name an answer is posted under ('' for none), fixed before its first post."""
+        self._exec("UPDATE replies SET agent_name = ? WHERE id = ? AND agent_name IS NULL", (name, reply_id))
+
+    def answered_before(self, conversation_id: int, reply_id: int) -> bool:
+        """Has the chat had an answer posted before this one?"""
+        row = self._one(
+            "SELECT 1 FROM replies WHERE conversation_id = ? AND id < ? AND state = 'posted' LIMIT 1",
+            (conversation_id, reply_id),
+        )
+        return row is not None
+
+    # ---- status reactions on a chat's first customer post ------------------------------------------
+    def note_first_post(self, conversation_id: int, channel_id: str, post_id: str) -> None:
+        """The post the chat's status reactions go on; the first one noted stays."""
+        self._exec(
+            "INSERT OR IGNORE INTO chat_reactions (conversation_id, channel_id, post_id) VALUES (?, ?, ?)",
+            (conversation_id, channel_id, post_id),
+        )
+
+    def want_reaction(self, conversation_id: int, which: str) -> bool:
+        """Ask for a reaction (`eyes` or `closed_mark`) once; False when it was asked for before or the
+        chat has no customer post to react on."""
+        assert which in ("eyes", "closed_mark")
+        cur = self._exec(
+            f"UPDATE chat_reactions SET {which} = 'wanted', next_attempt_at = 0"
+            f" WHERE conversation_id = ? AND {which} = 'no'",
+            (conversation_id,),
+        )
+        return cur.rowcount == 1
+
+    def due_reactions(self, now: float, limit: int = 20) -> list[ChatReaction]:
+        rows = self._all(
+            "SELECT * FROM chat_reactions WHERE (eyes = 'wanted' OR closed_mark = 'wanted')"
+            " AND next_attempt_at <= ? ORDER BY next_attempt_at, conversation_id LIMIT ?",
+            (now, limit),
+        )
+        return [ChatReaction(**{k: r[k] for k in r.keys()}) for r in rows]
+
+    def finish_reaction(self, conversation_id: int, which: str, state: str) -> None:
+        assert which in ("eyes", "closed_mark") and state in ("done", "failed")
+        self._exec(
+            f"UPDATE chat_reactions SET {which} = ?, attempts = 0 WHERE conversation_id = ? AND {which} = 'wanted'",
+            (state, conversation_id),
+        )
+
+    def retry_reaction_later(self, conversation_id: int, delay: float) -> None:
+        self._exec(
+            "UPDATE chat_reactions SET attempts = attempts + 1, next_attempt_at = ? WHERE conversation_id = ?",
+            (self._clock() + delay, conversation_id),
+        )
+
+    def chat_reaction(self, conversation_id: int) -> ChatReaction | None:
+        row = self._one("SELECT * FROM chat_reactions WHERE conversation_id = ?", (conversation_id,))
+        return None if row is None else ChatReaction(**{k: row[k] for k in row.keys()})

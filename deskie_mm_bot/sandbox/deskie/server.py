@@ -58,6 +58,7 @@ class DeskieEmulator:
         self._log_lock = threading.Lock()
         self._request_log: list[dict[str, Any]] = []
         self._count_429 = 0
+        self._file_downloads: list[int] = []
         self.changes = ChangeFeed()  # bumped by every write: what the sandbox console waits on
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -253,10 +254,16 @@ class DeskieEmulator:
             fid = int(request.match_info["file_id"])
         except ValueError:
             raise web.HTTPNotFound() from None
+        if self.variants.file_urls_need_auth:
+            staff, refusal = self._authenticate(request)
+            if staff is None:
+                return _json(refusal, {"error": "unauthorized"})
         with self.state.lock:
             att = self.state.files.get(fid)
         if att is None or att.data is None:
             raise web.HTTPNotFound()
+        with self._log_lock:
+            self._file_downloads.append(fid)
         return web.Response(body=att.data, content_type=att.mime_type)
 
     # ------------------------------------------------------ control: setup
@@ -387,6 +394,21 @@ class DeskieEmulator:
 
     def user(self, user_id: int) -> dict[str, Any]:
         return self.state.user_dict(user_id)
+
+    def rule_message(self, case_id: int | str, content: str) -> dict[str, Any]:
+        """A message a rule sends to the customer: no agent behind it (staff_id 0, sent_via_rule)."""
+        return self.state.agent_reply(case_id, content, None, False, 0, None)
+
+    def delete_file(self, file_id: int) -> None:
+        """The file behind an attachment URL is gone: its URL answers 404 from now on."""
+        with self.state.lock:
+            self.state.files.pop(int(file_id), None)
+
+    @property
+    def file_downloads(self) -> list[int]:
+        """Ids of the files served at their attachment URLs, one entry per download."""
+        with self._log_lock:
+            return list(self._file_downloads)
 
     # ----------------------------------------------------- control: faults
     def fail_next(self, n: int, status: int = 500) -> None:

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import quote, unquote
 
 from .forms import UploadedFile
 from .models import Attachment, Case, CustomChannel, Group, Message, Staff, User
@@ -313,7 +314,8 @@ class AccountState:
                 data = item.get("data")
                 if isinstance(data, str):
                     data = data.encode()
-                name = str(item.get("file_name") or "file")
+                from_url = unquote(str(item.get("url") or "").rstrip("/").rsplit("/", 1)[-1])
+                name = str(item.get("file_name") or from_url or "file")
                 size = len(data) if isinstance(data, bytes) else int(item.get("file_size") or 0)
                 att = Attachment(
                     fid,
@@ -326,7 +328,7 @@ class AccountState:
             else:
                 raise ApiError(400, "wrong_params")
             if not att.url:
-                att.url = f"{self.base_url}/files/{fid}/{att.file_name}"
+                att.url = f"{self.base_url}/files/{fid}/{quote(att.file_name)}"
             self.files[fid] = att
             out.append(att)
         return out
@@ -437,7 +439,7 @@ class AccountState:
             "staff_id": msg.staff_id,
             "content": msg.content,
             "note": 1 if msg.note else 0,
-            "sent_via_rule": 0,
+            "sent_via_rule": 1 if msg.sent_via_rule else 0,
             "attachments": [
                 {"url": a.url}
                 if self.variants.webhook_attachments == "url_only"
@@ -720,11 +722,12 @@ class AccountState:
             return case.case_id, {"message": msg.to_api(self.fmt)}
 
     def _agent_message(
-        self, case: Case, staff_id: int, content: Any, html: Any, atts: Any, note: bool
+        self, case: Case, staff_id: int, content: Any, html: Any, atts: Any, note: bool, via_rule: bool = False
     ) -> Message:
         msg = self._add_message(
             case, user_id=0, staff_id=staff_id, content=content, html=html, attachments=atts, note=note
         )
+        msg.sent_via_rule = via_rule
         if not note:
             if case.status == "closed":
                 case.closed = None
@@ -775,10 +778,10 @@ class AccountState:
         with self.lock:
             case = self.control_case(case_id)
             sid = staff_id if staff_id is not None else (case.staff_id or self.default_staff().staff_id)
-            if sid not in self.staff:
+            if sid != 0 and sid not in self.staff:  # 0: a rule's message, sent by no agent
                 raise KeyError(f"staff {sid}")
             try:
-                msg = self._agent_message(case, sid, content, html, attachments, note)
+                msg = self._agent_message(case, sid, content, html, attachments, note, via_rule=sid == 0)
             except ApiError as exc:
                 raise ValueError(exc.code) from None
             return msg.to_api(self.fmt)

@@ -47,6 +47,9 @@ class DeskieVariants:
     # --- active chats (§5.7: whether ending a chat moves `updated_at` is unknown) ------------------
     # True: a chat that ends (timeout, "end chat") gets `updated_at` = the moment it ended.
     chat_end_bumps_updated: bool = False
+    # --- files (§7.1: whether an attachment URL needs the API credentials is unknown) ----------
+    # True: the account's file URLs answer 401 unless the request carries the API's Basic auth.
+    file_urls_need_auth: bool = False
     # --- cases -----------------------------------------------------------------------------------
     # "reopen": a customer message to a closed case is taken and reopens the case (§6.2 unknown).
     closed_case_messages: str = "refuse"

@@ -142,7 +142,17 @@ def register(router: Router, state: State) -> None:
         prev_id = posts[start + per_page]["id"] if start + per_page < len(posts) else ""
         return post_list(chunk, next_id, prev_id)
 
+    def _too_large(size: int) -> AppError | None:
+        limit = state.settings.max_file_size
+        if size <= limit:
+            return None
+        return AppError(413, "api.file.upload_file.too_large_detailed.app_error",
+                        f"Unable to upload file. File is too large. (limit {limit} bytes)")
+
     async def upload(ctx: Ctx) -> Any:
+        if not state.settings.enable_file_attachments:
+            raise AppError(403, "api.file.attachments.disabled.app_error",
+                           "File attachments have been disabled on this server.")
         channel_id = ctx.query.get("channel_id", "")
         client_ids: list[str] = []
         parts: list[tuple[str, bytes, str | None]] = []
@@ -180,6 +190,13 @@ def register(router: Router, state: State) -> None:
                 "api.file.upload_file.incorrect_number_of_files.app_error",
                 "Unable to upload files. Incorrect number of files specified.",
             )
+        for _, data, _ in parts:
+            err = _too_large(len(data))
+            if err is not None:  # FileSettings.MaxFileSize, per file
+                raise err
+        if client_ids and len(client_ids) != len(parts):
+            raise AppError(400, "api.file.upload_file.incorrect_number_of_client_ids.app_error",
+                           "Unable to upload files. Incorrect number of client_ids specified.")
         check_read(state, channel_id, ctx.user_id)
         infos = [state.upload_file(ctx.user_id, channel_id, name, data, mime) for name, data, mime in parts]
         return Result({"file_infos": infos, "client_ids": client_ids}, 201)

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from ..changes import ChangeFeed
-from . import control, rest_channels, rest_posts, rest_users
+from . import control, rest_channels, rest_posts, rest_reactions, rest_users
 from .faults import RestFault, RestFaults
 from .models import Event
 from .routing import METHOD_NOT_ALLOWED, NOT_FOUND, Ctx, Result, Router, error_response, json_response
@@ -58,6 +58,7 @@ class MattermostEmulator:
         rest_users.register(self.router, self.state)
         rest_channels.register(self.router, self.state)
         rest_posts.register(self.router, self.state)
+        rest_reactions.register(self.router, self.state, lambda: self.server_version)
         control.register(self.router, self)
         self.router.add("GET", "/api/v4/system/ping", self._system_ping, auth=False)
         self._log: list[dict[str, Any]] = []
@@ -174,6 +175,8 @@ class MattermostEmulator:
         if fault is not None and fault.kind == "applied":
             # Done, but the client never hears so (a proxy timed out, the connection broke).
             await self._handle_http(request)
+            if fault.seconds:
+                await asyncio.sleep(fault.seconds)
             response = await self._fault_response(RestFault("5xx", status=fault.status))
         elif fault is not None and fault.kind == "late":
             # Done at once, answered only after a while: a client that dies meanwhile never learns of it.
@@ -219,13 +222,15 @@ class MattermostEmulator:
         return error_response(err, new_id(), self.hub.version_string, "GET")
 
     # ------------------------------------------------------------------ REST faults
-    def fail_rest_next(self, n: int, status: int = 500) -> None:
-        """The next n REST requests answer `status` (an AppError) and do nothing."""
-        self._rest_faults.push(RestFault("5xx", status=status), n)
+    def fail_rest_next(self, n: int, status: int = 500, match: str = "") -> None:
+        """The next n REST requests (those whose "METHOD /path" starts with `match`) answer `status`
+        (an AppError) and do nothing."""
+        self._rest_faults.push(RestFault("5xx", status=status, match=match), n)
 
-    def hang_rest_next(self, n: int, seconds: float = 30.0) -> None:
-        """The next n REST requests hang for `seconds`, then answer 504 without doing anything."""
-        self._rest_faults.push(RestFault("hang", seconds=seconds), n)
+    def hang_rest_next(self, n: int, seconds: float = 30.0, match: str = "") -> None:
+        """The next n REST requests (matching `match`) hang for `seconds`, then answer 504 without
+        doing anything."""
+        self._rest_faults.push(RestFault("hang", seconds=seconds, match=match), n)
 
     def throttle_rest_next(self, n: int, retry_after: int = 1) -> None:
         """The next n REST requests are refused by the rate limiter (429, plain text, Retry-After)."""
@@ -235,10 +240,11 @@ class MattermostEmulator:
         """Every REST request during the next `seconds` fails the same way (5xx, hang or 429)."""
         self._rest_faults.outage(seconds, kind)
 
-    def fail_rest_after_apply_next(self, n: int, status: int = 504, match: str = "") -> None:
+    def fail_rest_after_apply_next(self, n: int, status: int = 504, match: str = "", seconds: float = 0.0) -> None:
         """The next n REST requests (those whose "METHOD /path" starts with `match`) are carried out,
-        but answered `status` as if they failed: what a client sees when a proxy times out."""
-        self._rest_faults.push(RestFault("applied", status=status, match=match), n)
+        but answered `status` as if they failed (after `seconds`): what a client sees when a proxy
+        times out."""
+        self._rest_faults.push(RestFault("applied", status=status, match=match, seconds=seconds), n)
 
     def slow_rest_after_apply_next(self, n: int, seconds: float, match: str = "") -> None:
         """The next n REST requests (those whose "METHOD /path" starts with `match`) are carried out at
@@ -384,6 +390,20 @@ class MattermostEmulator:
         self, user_id: str, channel_id: str, name: str, data: bytes, mime_type: str | None = None
     ) -> dict[str, Any]:
         return self.state.upload_file(user_id, channel_id, name, data, mime_type)
+
+    def reactions_on(self, post_id: str) -> list[dict[str, Any]]:
+        """The reactions on a post, oldest first."""
+        return sorted(self.state.reactions_of(post_id), key=lambda r: r["create_at"])
+
+    @property
+    def settings(self) -> Any:
+        """Server settings (max_file_size, enable_file_attachments, ...), changeable while running."""
+        return self.state.settings
+
+    def files_of(self, post_id: str) -> list[dict[str, Any]]:
+        """FileInfos attached to a post."""
+        with self.state.lock:
+            return [copy.deepcopy(info) for info, _ in self.state.files.values() if info["post_id"] == post_id]
 
     def posts_in(self, channel_id: str, include_deleted: bool = False) -> list[dict[str, Any]]:
         return self.state.channel_posts(channel_id, include_deleted=include_deleted)

@@ -12,7 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 from . import models
+from .emoji import SYSTEM_EMOJI
 from .models import Event
+from .settings import ServerSettings
 from .util import AppError, bad_request, dumps, forbidden, new_id, not_found, now_ms
 from .variants import MattermostVariants
 
@@ -43,6 +45,7 @@ class State:
         self.pending_post_ttl = PENDING_POST_TTL
         self.save_delays: deque[float] = deque()  # fault: the next creates take this long to save
         self.variants = MattermostVariants()
+        self.settings = ServerSettings()
         # Lookups by name, so that a workspace of 10,000 members seeds in seconds.
         self._user_by_name: dict[str, str] = {}
         self._direct_by_name: dict[str, str] = {}
@@ -620,6 +623,8 @@ class State:
                 raise forbidden()
             if not emoji_name or not _EMOJI_RE.match(emoji_name):
                 raise AppError(400, "api.reaction.save_reaction.invalid.app_error", "Reaction is not valid.")
+            if add and emoji_name not in SYSTEM_EMOJI:  # GetEmojiByName: no such custom emoji
+                raise AppError(404, "app.emoji.get_by_name.no_result", "Unable to find the emoji.")
             key = (post_id, user_id, emoji_name)
             ms = now_ms()
             if add:
