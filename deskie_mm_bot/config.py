@@ -20,6 +20,8 @@ from urllib.parse import SplitResult, urlsplit
 
 import yaml
 
+from .errors import ConfigError  # noqa: F401  (re-exported: part of this module's interface)
+
 __all__ = [
     "ChatsSettings",
     "ConfigError",
@@ -48,25 +50,6 @@ SECRET_KEYS = frozenset({"mattermost.bot_token", "deskie.api_key", "webhook.secr
 
 # --------------------------------------------------------------------------------------------------
 # Errors and redaction
-
-
-class ConfigError(Exception):
-    """A problem with the configuration.
-
-    ``key`` is the dotted config key at fault (``"chats.reply_mode"``) or ``None`` for problems with
-    the file as a whole.  ``str(error)`` is a single line: ``"<key>: <problem>"`` or ``"<problem>"``.
-    """
-
-    def __init__(self, problem: str, key: str | None = None) -> None:
-        self.problem = " ".join(str(problem).split())
-        self.key = key
-        super().__init__(f"{key}: {self.problem}" if key else self.problem)
-
-    def __reduce__(self) -> tuple[type[ConfigError], tuple[str, str | None]]:
-        return (type(self), (self.problem, self.key))
-
-    def __str__(self) -> str:
-        return f"{self.key}: {self.problem}" if self.key else self.problem
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
