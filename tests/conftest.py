@@ -1,7 +1,10 @@
 """Shared test fixtures.
 
 Every test runs with outbound network limited to loopback: a test that reaches further fails
-instead of silently depending on the internet. (Subprocesses get the same rule: tests/netguard.)
+instead of silently depending on the internet. (Subprocesses get the same rule: tests/support/netguard.)
+
+The fixtures the kinds share (`world`, `make_bot`, `clock`, `inproc_bot`) come from the support modules as
+plugins, so a test asks for one by name and never imports it.
 """
 
 from __future__ import annotations
@@ -11,11 +14,13 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "netguard"))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "support" / "netguard"))
 
 from deskie_netguard import NetworkBlocked, install  # noqa: E402
 
 __all__ = ["NetworkBlocked"]
+
+pytest_plugins = ["tests.support.harness", "tests.support.inproc"]
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,77 @@
+"""An agent-started chat in thread mode lives in the thread of its first post, even when the bot
+was killed right after that post was made (before, or right after, it was recorded)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deskie_mm_bot.relay.outbound import OUTGOING_THREAD, PROP_MESSAGE, PROP_PART, OutboundRelay
+from deskie_mm_bot.store import Store
+
+pytestmark = pytest.mark.timeout(10)
+
+CASE = 77
+MID = 501
+BODY = ("first paragraph " * 700).strip() + "\n\n" + ("second paragraph " * 500).strip()  # two posts
+
+
+class Poster:
+    bot_id = "bot"
+
+    def __init__(self, already: list[dict[str, Any]]) -> None:
+        self.already = already
+        self.created: list[dict[str, Any]] = []
+
+    async def create_post(self, channel_id: str, message: str, *, root_id: str, props: dict[str, Any],
+                          pending_post_id: str, file_ids: list[str] | None = None) -> dict[str, Any]:
+        post = {"id": f"new{len(self.created)}", "channel_id": channel_id, "root_id": root_id, "props": props}
+        self.created.append(post)
+        return post
+
+    async def recent_bot_posts(self, channel_id: str, since_ms: int) -> list[dict[str, Any]]:
+        return list(self.already)
+
+
+def _setup(tmp_path: Path) -> tuple[Store, int, int]:
+    store = Store(tmp_path / "s.sqlite3")
+    conv = store.create_conversation(
+        conv_key=f"{OUTGOING_THREAD}{CASE}", channel_id="dm1", reply_root_id="", user_custom_id="u:jane",
+        user_full_name="Jane", case_id=CASE, case_number="1-1", deskie_user_id=5, last_message_id=0,
+        case_updated_at=None, last_speaker="agent",
+    )
+    assert store.add_reply(message_id=MID, case_id=CASE, conversation_id=conv.id, body=BODY, attachments=[],
+                           source="webhook")
+    reply = store.due_replies(1e12)[0]
+    store.mark_reply_posting(reply.id)  # the first post was being made when the bot was killed
+    return store, conv.id, reply.id
+
+
+FIRST = {"id": "root1", "channel_id": "dm1", "root_id": "", "props": {PROP_MESSAGE: str(MID), PROP_PART: 0}}
+
+
+def _check(store: Store, conv_id: int, poster: Poster) -> None:
+    conv = store.conversation(conv_id)
+    assert conv is not None
+    assert (conv.conv_key, conv.reply_root_id) == ("th:root1", "root1")
+    assert [p["root_id"] for p in poster.created] == ["root1"]  # the second part went into the thread
+
+
+def test_first_post_made_but_not_recorded_before_a_crash_still_becomes_the_thread(tmp_path: Path) -> None:
+    store, conv_id, _ = _setup(tmp_path)
+    poster = Poster([FIRST])
+    asyncio.run(OutboundRelay(store, poster).drain())
+    _check(store, conv_id, poster)
+    store.close()
+
+
+def test_first_post_recorded_but_chat_not_rekeyed_before_a_crash_still_becomes_the_thread(tmp_path: Path) -> None:
+    store, conv_id, reply_id = _setup(tmp_path)
+    store.record_reply_part(reply_id, "root1")
+    poster = Poster([FIRST])
+    asyncio.run(OutboundRelay(store, poster).drain())
+    _check(store, conv_id, poster)
+    store.close()
