@@ -25,6 +25,7 @@ from deskie_mm_bot.deskie.client import (
     unwrap_list,
 )
 from deskie_mm_bot.deskie.ratebudget import RateBudget
+from tests.support.fakes import FakeClock
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -33,25 +34,10 @@ EMAIL = "bot-agent@acme.com"
 API_KEY = "k3y-SUPER-secret-0123456789"
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 5000.0
-        self.budget: RateBudget | None = None
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-        if self.budget is not None:
-            with self.budget._cond:  # wake a request thread held by the budget so it re-reads the clock
-                self.budget._cond.notify_all()
-
-
 class Env:
     def __init__(self, rsps: responses.RequestsMock) -> None:
         self.rsps = rsps
-        self.clock = FakeClock()
+        self.clock = FakeClock(5000.0)
         self.budget = RateBudget(clock=self.clock)
         self.clock.budget = self.budget
         self.sleeps: list[float] = []

@@ -11,16 +11,9 @@ import pytest
 
 from deskie_mm_bot.relay.lifecycle import IdleSweeper
 from deskie_mm_bot.store import Store
+from tests.support.fakes import FakeClock
 
 pytestmark = pytest.mark.timeout(10)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _conv(store: Store, key: str, case_id: int) -> int:
@@ -52,7 +45,7 @@ class Deskie:
 
 
 def test_a_message_relayed_while_the_case_status_is_being_set_keeps_the_chat_active(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = FakeClock(1_000_000.0)
     store = Store(tmp_path / "s.sqlite3", clock=clock)
     conv_id = _conv(store, "ch:a", 11)
     clock.now += 700
@@ -67,7 +60,7 @@ def test_a_message_relayed_while_the_case_status_is_being_set_keeps_the_chat_act
 
 
 def test_a_post_recorded_during_the_sweep_keeps_a_later_chat_of_the_same_sweep_alive(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = FakeClock(1_000_000.0)
     store = Store(tmp_path / "s.sqlite3", clock=clock)
     _conv(store, "ch:a", 11)
     b = _conv(store, "ch:b", 12)

@@ -15,16 +15,9 @@ from deskie_mm_bot.deskie.client import DeskieUnavailable, Page
 from deskie_mm_bot.deskie.ratebudget import RateBudget
 from deskie_mm_bot.relay.inbound import InboundRelay, Target
 from deskie_mm_bot.store import Store
+from tests.support.fakes import FakeClock
 
 pytestmark = pytest.mark.timeout(10)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Deskie:
@@ -52,7 +45,7 @@ async def _group() -> int:
 def test_retry_bookkeeping_of_a_chat_is_dropped_once_it_recovers(tmp_path: Path) -> None:
     """In thread mode every top-level post is its own chat: per-chat retry state kept after recovery
     would grow for as long as the bot runs."""
-    clock = Clock()
+    clock = FakeClock(1_000_000.0)
     store = Store(tmp_path / "s.sqlite3", clock=clock)
     deskie = Deskie()
     with ThreadPoolExecutor(2) as pool:
@@ -100,7 +93,7 @@ def _note(store: Store, post_id: str, text: str, at: float) -> None:
 def test_a_second_note_with_the_same_text_is_not_taken_for_the_first_when_verified(tmp_path: Path) -> None:
     """Two deletions of two messages that both said "ok" give two notes with the same text. The second,
     refused before it reached Deskie, must not be found "already applied" by matching the first."""
-    clock = Clock()
+    clock = FakeClock(1_000_000.0)
     store = Store(tmp_path / "s.sqlite3", clock=clock)
     store.create_conversation(conv_key="ch:dm", channel_id="dm", reply_root_id="", user_custom_id="u:jane",
                               user_full_name="Jane", case_id=7, case_number="7", deskie_user_id=5,
@@ -162,7 +155,7 @@ def test_follow_up_reads_the_case_user_when_the_create_answer_lacked_it(tmp_path
 def test_an_attachment_mattermost_cannot_serve_right_now_is_retried_not_dropped(tmp_path: Path) -> None:
     from deskie_mm_bot.relay.inbound import FileUnavailable
 
-    clock = Clock()
+    clock = FakeClock(1_000_000.0)
     store = Store(tmp_path / "s.sqlite3", clock=clock)
     deskie = Deskie()
     deskie.outage = 0

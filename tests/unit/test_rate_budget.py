@@ -12,24 +12,9 @@ import time
 import pytest
 
 from deskie_mm_bot.deskie.ratebudget import BudgetClosed, Priority, RateBudget
+from tests.support.fakes import FakeClock
 
 pytestmark = pytest.mark.timeout(10)
-
-
-class FakeClock:
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-        self.budget: RateBudget | None = None
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-        if self.budget is not None:
-            # Waiters sleep on the budget's condition with a real timeout: wake them so they re-read the clock.
-            with self.budget._cond:
-                self.budget._cond.notify_all()
 
 
 def make_budget(cap: int | None = None) -> tuple[RateBudget, FakeClock]:

@@ -10,25 +10,18 @@ import pytest
 import deskie_mm_bot.store as store_pkg
 from deskie_mm_bot.store import Store, content_hash
 from deskie_mm_bot.store.migrate import latest_version, migrate
+from tests.support.fakes import FakeClock
 
 MIGRATIONS_DIR = Path(store_pkg.__file__).parent / "migrations"
 
 
-class Clock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: Clock):
+def store(tmp_path: Path, clock: FakeClock):
     s = Store(tmp_path / "state.sqlite3", clock=clock)
     yield s
     s.close()
@@ -187,7 +180,7 @@ def test_pending_conv_keys_ordered_by_oldest_pending(store: Store) -> None:
     assert store.pending_conv_keys() == ["ch:b", "ch:c", "ch:a"]
 
 
-def test_begin_inflight_finish_batch(store: Store, clock: Clock) -> None:
+def test_begin_inflight_finish_batch(store: Store, clock: FakeClock) -> None:
     post(store, "p1")
     post(store, "p2")
     ids = [i.id for i in store.pending_items("ch:c1")]
@@ -248,7 +241,7 @@ def test_current_conversation_skips_closed_ones(store: Store) -> None:
     assert store.known_case_ids([1, 2, 3]) == {1, 2}
 
 
-def test_idle_conversations(store: Store, clock: Clock) -> None:
+def test_idle_conversations(store: Store, clock: FakeClock) -> None:
     clock.now = 100.0
     old = conversation(store, "ch:old", case_id=1)
     clock.now = 200.0
@@ -324,7 +317,7 @@ def test_a_webhook_without_id_for_an_answer_the_poll_already_has_is_a_duplicate(
     assert reply(store, None, "Hi", case_id=2001) is True  # another case: another answer
 
 
-def test_due_replies_honours_next_attempt_at(store: Store, clock: Clock) -> None:
+def test_due_replies_honours_next_attempt_at(store: Store, clock: FakeClock) -> None:
     reply(store, 1, "one", case_id=2000)
     reply(store, 2, "two", case_id=2001)
     [first, second] = store.due_replies(clock.now)
@@ -337,7 +330,7 @@ def test_due_replies_honours_next_attempt_at(store: Store, clock: Clock) -> None
     assert [r.id for r in store.due_replies(clock.now + 30)] == [first.id]
 
 
-def test_an_answer_waiting_for_retry_holds_back_the_later_answers_of_its_chat(store: Store, clock: Clock) -> None:
+def test_an_answer_waiting_for_retry_holds_back_the_later_answers_of_its_chat(store: Store, clock: FakeClock) -> None:
     reply(store, 1, "one")
     reply(store, 2, "two")
     reply(store, 3, "other chat", case_id=2001)
