@@ -50,13 +50,13 @@ from .mattermost.rest import (
     ssl_context,
 )
 from .mattermost.websocket import MattermostWebsocket
-from .message import ChatPost
 from .metrics import Metrics
+from .model import ChatPost, ConvKey, Customer, CustomerKind
 from .relay.catchup import CatchUp
 from .relay.inbound import FileUnavailable, InboundRelay, Target
 from .relay.intake import Intake, IntakeRules, channel_name, person_name
 from .relay.lifecycle import IdleSweeper
-from .relay.outbound import OUTGOING_THREAD, FileNotBrought, OutboundRelay, PermanentPostError, WebhookRefused
+from .relay.outbound import FileNotBrought, OutboundRelay, PermanentPostError, WebhookRefused
 from .relay.reactions import ReactionRefused, StatusReactions
 from .relay.reconcile import Reconciler
 from .retry import Backoff
@@ -613,17 +613,17 @@ class BotApp:
 
     async def _open_chat_for_case(self, case_id: int, custom: str) -> Conversation | None:
         assert self.rest is not None and self.store is not None and self.deskie is not None
-        kind, _, target = custom.partition(":")
-        if kind not in ("u", "c") or not target:
+        who = Customer.parse(custom)
+        if who is None:
             return None
         try:
-            if kind == "u":
-                user = await self.rest.get_user(target)
-                channel = await self.rest.direct_channel(target)
+            if who.kind is CustomerKind.PERSON:
+                user = await self.rest.get_user(who.id)
+                channel = await self.rest.direct_channel(who.id)
                 full_name = person_name(user)
             else:
-                channel = await self.rest.get_channel(target, fresh=True)
-                if not await self.rest.is_member(target, self.rest.me["id"]):
+                channel = await self.rest.get_channel(who.id, fresh=True)
+                if not await self.rest.is_member(who.id, self.rest.me["id"]):
                     return None
                 full_name = channel_name(channel)
         except MattermostRejected:
@@ -638,7 +638,7 @@ class BotApp:
         if existing is not None:  # recorded meanwhile through the other door
             return existing
         thread_mode = self.settings.chats.reply_mode == "thread"
-        key = f"{OUTGOING_THREAD}{case_id}" if thread_mode else f"ch:{channel['id']}"
+        key = ConvKey.outgoing(case_id) if thread_mode else ConvKey.channel(channel["id"])
         current = self.store.current_conversation(key)
         if current is not None:
             self.store.set_conversation_state(current.id, "closed")
