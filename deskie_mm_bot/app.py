@@ -39,7 +39,7 @@ from .deskie.files import FileFetcher, FileGone, FileTooLarge
 from .deskie.ratebudget import BudgetClosed, RateBudget
 from .deskie.staff import StaffNames
 from .deskie.webhook import WebhookEvent
-from .mattermost.events import post_from_dict, post_from_event
+from .mattermost.events import post_from_event
 from .mattermost.rest import (
     MattermostAuthError,
     MattermostRejected,
@@ -50,6 +50,7 @@ from .mattermost.rest import (
 from .mattermost.websocket import MattermostWebsocket
 from .message import ChatPost
 from .metrics import Metrics
+from .relay.catchup import CatchUp
 from .relay.inbound import FileUnavailable, InboundRelay, Target
 from .relay.intake import Intake, IntakeRules, channel_name, person_name
 from .relay.lifecycle import IdleSweeper
@@ -175,6 +176,8 @@ class BotApp:
         self.store: Store | None = None
         self.rest: MattermostRest | None = None
         self.ws: MattermostWebsocket | None = None
+        self.catchup: CatchUp | None = None
+        self._cursor_marks: dict[str, int] = {}
         self.deskie: DeskieClient | None = None
         # Calls waiting for rate budget hold a thread each: room enough that a customer's write
         # never queues behind them for a thread (the budget, not the pool, decides who goes first).
@@ -246,6 +249,11 @@ class BotApp:
                         team_id=team_id),
         )
         self.team_id = team_id
+        self.catchup = CatchUp(
+            self.store, self.rest, lambda post: self._take(post, advance=False), team_id=team_id,
+            floor=lambda: int(self.store.get_cursor(CATCHUP_FLOOR) or 0) if self.store else 0,
+            on_fatal=self._catch_up_failed, before_plan=self.flush_cursors,
+        )
         self.inbound = InboundRelay(
             self.store, self.deskie, Target(d.channel, self.group_id), self.pool, self._fetch_file, clock=self.clock
         )
@@ -279,6 +287,8 @@ class BotApp:
         self.scheduler.add_job(self._job(self.sweeper.sweep), "interval", seconds=sweep_every,
                                id="idle-sweep", max_instances=1, coalesce=True)
         self.scheduler.add_job(self._job(self._wake_relays), "interval", seconds=5, id="outbox-retry",
+                               max_instances=1, coalesce=True)
+        self.scheduler.add_job(self._job(self._flush_cursors_job), "interval", seconds=1, id="cursor-flush",
                                max_instances=1, coalesce=True)
         self.scheduler.start()
         # 6. websocket (intake)
@@ -339,6 +349,8 @@ class BotApp:
         deadline = time.monotonic() + DRAIN_DEADLINE
         if self.ws is not None:
             await self.ws.stop()
+        if self.catchup is not None:
+            await self.catchup.stop()
         if self.scheduler is not None:
             with contextlib.suppress(Exception):
                 self.scheduler.shutdown(wait=False)
@@ -377,6 +389,8 @@ class BotApp:
             with contextlib.suppress(Exception):
                 await self.rest.close()
         if self.store is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self.flush_cursors()
             self.store.close()
         log.info("stopped")
 
@@ -509,6 +523,12 @@ class BotApp:
         post = post_from_event(event, bot_id=self.rest.me["id"], bot_username=self.rest.me["username"])
         if post is None:
             return
+        if self.catchup is not None:
+            try:
+                await self.catchup.before_live(post.channel_id)
+            except MattermostUnavailable as e:
+                # Not handled, so not counted: reconnecting resumes from this very event.
+                raise ConnectionResetError(f"Mattermost REST unavailable during catch-up: {e}") from None
         await self._take(post)
 
     async def _take(self, post: ChatPost, *, advance: bool = True) -> None:
@@ -527,86 +547,39 @@ class BotApp:
             self.store.record_error("intake", f"post {post.post_id}: {type(e).__name__}: {e}")
             return
         if advance:
-            self.store.advance_cursor(f"mm.channel.{post.channel_id}", max(post.update_at_ms, post.create_at_ms))
+            # Kept here and written about once a second (a commit per post would cap intake): a cursor
+            # that lags after a crash only makes the next catch-up re-read a second of posts.
+            mark = max(post.update_at_ms, post.create_at_ms)
+            if mark > self._cursor_marks.get(post.channel_id, 0):
+                self._cursor_marks[post.channel_id] = mark
+
+    def flush_cursors(self) -> None:
+        """Write the channel cursors live intake has moved (every post before them is recorded)."""
+        marks, self._cursor_marks = self._cursor_marks, {}
+        if marks and self.store is not None:
+            self.store.advance_cursors({f"mm.channel.{ch}": v for ch, v in marks.items()}, refetchable=True)
+
+    async def _flush_cursors_job(self) -> None:
+        self.flush_cursors()
 
     async def catch_up(self) -> None:
-        """Posts made while the websocket was away: fetched over REST, deduplicated by post id."""
-        assert self.rest is not None and self.store is not None
+        """Posts made while the websocket was away: the listing tells which channels changed (a few
+        calls, here in the hello); reading them runs beside live intake (relay/catchup.py)."""
+        assert self.catchup is not None
         try:
-            seen, fetched = await self._catch_up_channels()
+            await self.catchup.plan()
         except MattermostUnavailable as e:
             # Forget the connection so the next one is fresh and this catch-up runs again.
             if self.ws is not None:
                 self.ws.connection_id = None
             raise ConnectionResetError(f"catch-up failed: {e}") from None
-        log.info("catch-up over REST: %d channel(s), %d post(s) looked at", seen, fetched)
+        self.catchup.start()
 
-    async def _catch_up_channels(self) -> tuple[int, int]:
-        assert self.rest is not None and self.store is not None
-        floor = int(self.store.get_cursor(CATCHUP_FLOOR) or 0)
-        fetched = 0
-        channels = await self._channels_to_catch_up()
-        for ch in channels:
-            cursor = self.store.get_cursor(f"mm.channel.{ch['id']}")
-            # A second of overlap: posts sharing the cursor's millisecond are not skipped (dedup by id).
-            since = int(cursor or floor) - 1000
-            try:
-                posts = await self.rest.posts_since(ch["id"], since)
-            except MattermostRejected as e:  # the bot left the channel, or it is gone
-                log.info("catch-up skips channel %s: %s", ch["id"], e)
-                continue
-            if cursor is None and ch.get("type") in ("O", "P"):
-                posts = self._since_bot_joined(posts)
-            for raw in posts:
-                post = post_from_dict(
-                    raw, channel_type=str(ch.get("type", "")), team_id=str(ch.get("team_id") or ""),
-                    bot_id=self.rest.me["id"], bot_username=self.rest.me["username"],
-                )
-                fetched += 1
-                if not _changed_since(post, since):
-                    continue
-                # Posts come in creation order but an edited old one carries a late update time: the
-                # channel's cursor moves only once the whole list is in, or a crash could skip a post.
-                await self._take(post, advance=False)
-            if posts:
-                newest = max(max(int(p.get("update_at") or 0), int(p.get("create_at") or 0)) for p in posts)
-                self.store.advance_cursor(f"mm.channel.{ch['id']}", newest)
-        return len(channels), fetched
-
-    async def _channels_to_catch_up(self) -> list[dict[str, Any]]:
-        """The bot's channels as the server lists them, plus every channel it already knows (a server
-        without the listing, or a channel the listing missed, still gets its catch-up)."""
-        assert self.rest is not None and self.store is not None
-        found: dict[str, dict[str, Any]] = {}
-        try:
-            for team in await self.rest.teams():
-                if self.team_id and team["id"] != self.team_id:
-                    continue
-                for ch in await self.rest.my_channels(team["id"]):
-                    found.setdefault(ch["id"], ch)
-        except MattermostRejected as e:
-            log.info("cannot list the bot's channels (%s); catching up the channels it knows", e)
-        for channel_id in self.store.known_channels():
-            if channel_id not in found:
-                try:
-                    found[channel_id] = await self.rest.get_channel(channel_id)
-                except MattermostRejected:
-                    continue
-        return list(found.values())
-
-    def _since_bot_joined(self, posts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """A channel met for the first time: its history from before the bot joined is not a chat."""
-        assert self.rest is not None
-        bot = self.rest.me["id"]
-        joined = -1
-        for i, p in enumerate(posts):
-            props = p.get("props") or {}
-            if p.get("type") in ("system_join_channel", "system_add_to_channel") and bot in (
-                p.get("user_id") if p.get("type") == "system_join_channel" else None,
-                props.get("addedUserId"),
-            ):
-                joined = i
-        return posts[joined + 1:]
+    def _catch_up_failed(self, exc: BaseException) -> None:
+        if isinstance(exc, MattermostAuthError):
+            self.fail(EXIT_RUNTIME, str(exc))
+        else:
+            self.fail(EXIT_RUNTIME, f"internal error: the catch-up died: {type(exc).__name__}: {exc}")
 
     # ---- outgoing chats ---------------------------------------------------------------------------
     async def open_outgoing(self, event: WebhookEvent) -> Conversation | None:
@@ -731,15 +704,6 @@ class BotApp:
         m.open_chats.set(self.store.count_conversations("active"))
         if self.deskie:
             m.budget_available.set(self.deskie.budget.available())
-
-
-def _changed_since(post: ChatPost, since_ms: int) -> bool:
-    """Whether a post that `since=` returned was made, edited or deleted after `since_ms`. The list also
-    holds posts that only look modified: a thread root a new reply bumped (even one from before the bot's
-    first start), a post someone reacted to. Those were seen already, or are history: never a new message."""
-    if post.original_id:
-        return False  # an edit-history copy; the edited post itself is in the list too
-    return max(post.create_at_ms, post.edit_at_ms, post.delete_at_ms) > since_ms
 
 
 def _size_text(n: int) -> str:

@@ -1,89 +1,501 @@
 #!/usr/bin/env python3
-"""Benchmark: customer messages through the real bot (a subprocess) into the Deskie emulator.
+"""Benchmark: what the bot costs in Deskie's rate budget and in Mattermost calls, and how fast it is.
 
-Prints the throughput (messages relayed per second, end to end), the latency of a single DM to its
-case, the agent-answer latency, and the bot's peak resident memory (VmHWM). Loopback only.
+Runs the real bot (a subprocess, or in this process where one reconciliation poll at a time is
+measured) against both emulators on loopback, and prints a table of figures with their targets:
 
-    python scripts/bench.py --customers 50 --messages 20
+- reconcile_requests_per_poll: Deskie requests of one poll with 10 / 1,000 / 10,000 open chats and 3
+  changed cases, with nothing changed, and right after 40 chats were opened at once;
+- burst_20rpm, burst_20rpm_30chats: 30 messages to one chat, then one message to each of 30 chats, on
+  a 20-requests-a-minute plan: 429s, writes, seconds, and the budget used while work was waiting;
+- latency_ms: p50/p99 customer -> Deskie and agent -> Mattermost over many messages, beside a relay
+  with no logic of its own on the same emulators in the same run (the bot's overhead);
+- restart_catchup: a restart with 200 / 2,000 / 10,000 known chats, 3 changed while the bot was down:
+  Mattermost REST calls, and seconds until live messages flow again; with it the start-up time and
+  memory with 10,000 chats;
+- ingest_events_per_s: posts taken in while Deskie is down (then delivered: nothing lost).
+
+    python scripts/bench.py --json bench.json      # the full run (a few minutes)
+    python scripts/bench.py --quick --json q.json   # small sizes for CI: costs asserted, never timings
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
+import json
+import math
+import os
+import platform
 import sys
 import tempfile
 import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout's package first
+
+from benchkit import (  # noqa: E402
+    BotProcess,
+    Chat,
+    DirectRelay,
+    InProcessBot,
+    add_customers,
+    all_delivered,
+    burst,
+    proc_status_mib,
+    seed_chats,
+    until,
+    verdict,
+)
+from tqdm import tqdm  # noqa: E402
 
 from deskie_mm_bot.sandbox.deskie import DeskieEmulator  # noqa: E402
 from deskie_mm_bot.sandbox.mattermost import MattermostEmulator  # noqa: E402
-from deskie_mm_bot.sandbox_runner import CHANNEL_CODE, seed_world  # noqa: E402
-from tests.delivery import add_customers, all_delivered, burst  # noqa: E402
-from tests.harness import BotProcess, bot_posts, wait_for  # noqa: E402
+from deskie_mm_bot.sandbox_runner import CHANNEL_CODE, World, seed_world  # noqa: E402
+
+FULL = {"reconcile": [10, 1000, 10000], "restart": [200, 2000, 10000], "latency": 1000, "ingest": 5000,
+        "burst_chats": 30, "window": 60.0}
+QUICK = {"reconcile": [10, 100], "restart": [20, 200], "latency": 30, "ingest": 300,
+         "burst_chats": 30, "window": 6.0}
+PLAN_RPM = 20
+FAST_RPM = 100_000
+Progress = Callable[[str], None]
 
 
-def until(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    """A tight wait (2 ms), so the latency figures are the bot's, not the poll's."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("benchmark step timed out")
-        time.sleep(0.002)
+@contextmanager
+def emulators(rpm: int = FAST_RPM, window: float = 60.0) -> Iterator[World]:
+    with MattermostEmulator() as mm, DeskieEmulator(rate_limit_per_minute=rpm, window_seconds=window) as dk:
+        yield seed_world(mm, dk)
 
 
-def peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
+
+
+def in_deskie(world: World, case_id: int, text: str) -> bool:
+    return any(text in (m["content"] or "") for m in world.dk.messages(case_id))
+
+
+# ---- reconciliation --------------------------------------------------------------------------------
+def bench_reconcile(n: int, tmp: Path, note: Progress) -> dict[str, int]:
+    with emulators() as world:
+        folder = tmp / f"reconcile{n}"
+        config = world.write_config(folder, poll_interval="1h")
+        note(f"reconcile: seeding {n} open chats")
+        chats = seed_chats(world, folder / "state.sqlite3", n)
+        bot = InProcessBot(config).start()
+        try:
+            assert bot.app is not None
+            app = bot.app
+
+            async def pause() -> None:
+                assert app.scheduler is not None
+                app.scheduler.pause_job("reconcile")
+
+            bot.call(pause)
+            dk = world.dk
+
+            def poll() -> int:
+                dk.clear_request_log()
+                bot.call(app.reconciler.poll)
+                return len([e for e in dk.request_log if e["path"].startswith("/api/")])
+
+            # One chat opened live, then the first poll ever: its cursor lands after the seeded chats'
+            # last changes, as it would after months of running.
+            world.mm.post_as(world.jane["id"], world.jane_dm["id"], "a live question")
+            until(lambda: all_delivered_texts(world, ["a live question"]), 60, "jane's case")
+            note(f"reconcile: {n} chats, first poll")
+            poll()
+            dk.advance_clock(300)
+            dk.set_webhook_enabled(False)
+            changed = chats[:: max(1, n // 3)][:3]
+            for chat in changed:
+                dk.agent_reply(chat.case["case_id"], content=f"answer for {chat.user['username']}")
+            note(f"reconcile: {n} chats, 3 changed")
+            changed_3 = poll()
+            until(lambda: all(any(p["user_id"] == world.bot["id"] for p in world.mm.posts_in(c.dm["id"]))
+                              for c in changed), 60, "the 3 answers")
+            idle = poll()
+            dk.set_webhook_enabled(True)
+            note(f"reconcile: {n} chats, 40 chats opened at once")
+            fresh = add_customers(world, 40, prefix="new")
+            for i, c in enumerate(fresh):
+                world.mm.post_as(c.user["id"], c.dm["id"], f"new chat {i}")
+            until(lambda: all_delivered_texts(world, [f"new chat {i}" for i in range(40)]), 120, "40 new chats")
+            after_40 = poll()
+            return {"changed_3": changed_3, "nothing_changed": idle, "after_40_new_chats": after_40}
+        finally:
+            bot.stop()
+
+
+def all_delivered_texts(world: World, texts: list[str]) -> bool:
+    cases = world.dk.cases(CHANNEL_CODE)
+    held = {m["content"] for c in cases[-len(texts) - 5:] for m in world.dk.messages(c["case_id"])}
+    return set(texts) <= held
+
+
+# ---- bursts on a 20 RPM plan ------------------------------------------------------------------------
+def bench_burst(chats: int, per_chat: int, window: float, tmp: Path, note: Progress) -> dict[str, Any]:
+    with emulators(PLAN_RPM, window) as world:
+        dk = world.dk
+        folder = tmp / f"burst{chats}x{per_chat}"
+        customers = add_customers(world, chats, prefix="burst")
+        # Polls every window or so: reconciliation competes for the budget as it would over a longer burst.
+        poll = f"{max(2, int(window))}s" if window < 60 else "30s"
+        bot = BotProcess(world.write_config(folder, poll_interval=poll), world).start()
+        try:
+            until(lambda: any(e["path"] == "/api/groups.json" for e in dk.request_log), 30, "the group lookup")
+            time.sleep(0.3)
+            dk.set_rate_limit(PLAN_RPM, window)  # a fresh window starts now: its edges are known
+            window_start = time.time()
+            dk.clear_request_log()
+            note(f"burst: {chats} chat(s) x {per_chat} message(s) on {PLAN_RPM} per {window:.0f} s")
+            t0 = time.time()
+            burst(world, customers, per_chat, gap=0)
+            until(lambda: all_delivered(world, customers), 900, "the burst delivered", interval=0.1)
+            v = verdict(world, customers)
+            log = dk.request_log
+            writes = [e for e in log if e["method"] in ("POST", "PUT") and 200 <= e["status"] < 300]
+            t1 = max(e["t"] for e in writes)
+            used: Counter[int] = Counter()  # every unit the bot spent, by window
+            backlog: Counter[int] = Counter()  # units spent on the customers' messages
+            for e in log:
+                if t0 <= e["t"] <= t1 + 0.001 and e.get("cost"):
+                    k = int((e["t"] - window_start) // window)
+                    used[k] += int(e["cost"])
+                    if e in writes:
+                        backlog[k] += int(e["cost"])
+            first, last = int((t0 - window_start) // window), int((t1 - window_start) // window)
+            # A window that ended with work still waiting should have gone to it in full; in the
+            # window where the backlog cleared, the bot needed only what it used.
+            capacity = sum(PLAN_RPM if k < last else used[k] for k in range(first, last + 1))
+            spent = sum(backlog[k] for k in range(first, last + 1))
+            spent_all = sum(used[k] for k in range(first, last + 1))
+            return {
+                "chats": chats, "messages": chats * per_chat, "count_429": dk.count_429, "writes": len(writes),
+                "seconds": round(t1 - t0, 2), "utilisation": round(spent / capacity, 3) if capacity else 1.0,
+                "utilisation_any_call": round(spent_all / capacity, 3) if capacity else 1.0,
+                "units_by_window": [f"{backlog[k]}/{used[k]}" for k in range(first, last + 1)],
+                "windows": last - first + 1, "window_s": window, "lost": len(v.lost), "doubled": len(v.doubled),
+                "out_of_order": len(v.out_of_order),
+            }
+        finally:
+            bot.stop()
+
+
+# ---- latency ---------------------------------------------------------------------------------------
+def bench_latency(n: int, tmp: Path, note: Progress) -> dict[str, Any]:
+    with emulators() as world:
+        mm, dk = world.mm, world.dk
+        customers = add_customers(world, 20, prefix="lat")
+        bot = BotProcess(world.write_config(tmp / "latency", poll_interval="30s"), world).start()
+        cases: dict[str, dict[str, Any]] = {}
+        try:
+            for c in customers:
+                mm.post_as(c.user["id"], c.dm["id"], "hello")
+            by_custom = until(lambda: _cases_by_custom(world, len(customers)), 60, "the latency cases")
+            cases = {c.dm["id"]: by_custom[f"u:{c.user['id']}"] for c in customers}
+            bot_in = _inbound(world, customers, cases, n, note, "bot")
+            bot_out = _outbound(world, customers, cases, n, note, "bot")
+        finally:
+            bot.stop()
+        dk.set_webhook_url(CHANNEL_CODE, None)
+        relay = DirectRelay(world, cases).start()
+        dk.set_webhook_url(CHANNEL_CODE, relay.webhook_url)
+        try:
+            direct_in = _inbound(world, customers, cases, n, note, "direct")
+            direct_out = _outbound(world, customers, cases, n, note, "direct")
+        finally:
+            relay.stop()
+    out: dict[str, Any] = {"messages_each_way": n}
+    for name, b, d in (("customer_to_deskie", bot_in, direct_in), ("agent_to_mattermost", bot_out, direct_out)):
+        bp50, bp99, dp50, dp99 = pct(b, 50), pct(b, 99), pct(d, 50), pct(d, 99)
+        out[name] = {
+            "bot_p50": round(bp50, 1), "bot_p99": round(bp99, 1), "direct_p50": round(dp50, 1),
+            "direct_p99": round(dp99, 1), "overhead_p50": round(bp50 - dp50, 1), "overhead_p99": round(bp99 - dp99, 1),
+            "ratio_p50": round(bp50 / dp50, 2) if dp50 > 0 else None,
+            "ratio_p99": round(bp99 / dp99, 2) if dp99 > 0 else None,
+        }
+    return out
+
+
+def _cases_by_custom(world: World, want: int) -> dict[str, dict[str, Any]] | None:
+    cases = world.dk.cases(CHANNEL_CODE)
+    if len(cases) < want:
+        return None
+    return {str(world.dk.user(c["user_id"])["user_custom_id"]): c for c in cases}
+
+
+def _inbound(world: World, customers: list[Any], cases: dict[str, dict[str, Any]], n: int, note: Progress,
+             who: str) -> list[float]:
+    """Customer post (its create_at) -> the write reaching Deskie (the request's arrival), in ms."""
+    mm, dk = world.mm, world.dk
+    out = []
+    for i in tqdm(range(n), desc=f"latency in ({who})", leave=False, file=sys.stderr):
+        c = customers[i % len(customers)]
+        path = f"/api/cases/{cases[c.dm['id']]['case_id']}/messages.json"
+        dk.clear_request_log()
+        post = mm.post_as(c.user["id"], c.dm["id"], f"probe {who} {i}")
+        entry = until(lambda path=path: next((e for e in dk.request_log if e["method"] == "POST"
+                                              and e["path"] == path and 200 <= e["status"] < 300), None),
+                      30, "the probe in Deskie", interval=0.001)
+        out.append(entry["t"] * 1000 - post["create_at"])
+    return out
+
+
+def _outbound(world: World, customers: list[Any], cases: dict[str, dict[str, Any]], n: int, note: Progress,
+              who: str) -> list[float]:
+    """Agent answer in Deskie -> the bot's post created in Mattermost (its create_at), in ms."""
+    mm, dk = world.mm, world.dk
+    out = []
+    for i in tqdm(range(n), desc=f"latency out ({who})", leave=False, file=sys.stderr):
+        c = customers[i % len(customers)]
+        mm.clear_request_log()
+        t0 = time.time()
+        dk.agent_reply(cases[c.dm["id"]]["case_id"], content=f"answer {who} {i}")
+        until(lambda: any(e["method"] == "POST" and e["path"] == "/api/v4/posts" and e["status"] == 201
+                          for e in mm.request_log), 30, "the answer in Mattermost", interval=0.001)
+        mine = [p for p in mm.posts_in(c.dm["id"]) if p["user_id"] == world.bot["id"]]
+        out.append(max(p["create_at"] for p in mine) - t0 * 1000)
+    return out
+
+
+# ---- restart catch-up ------------------------------------------------------------------------------
+def bench_restart(n: int, tmp: Path, note: Progress) -> dict[str, Any]:
+    with emulators() as world:
+        mm = world.mm
+        folder = tmp / f"restart{n}"
+        config = world.write_config(folder, poll_interval="30s")
+        note(f"restart: seeding {n} known chats")
+        chats = seed_chats(world, folder / "state.sqlite3", n)
+        changed = chats[1:: max(1, n // 3)][:3]
+        for chat in changed:
+            mm.post_as(chat.user["id"], chat.dm["id"], f"written while down by {chat.user['username']}")
+        live: Chat = chats[-1] if chats[-1] not in changed else chats[0]
+        mm.clear_request_log()
+        note(f"restart: {n} known chats, 3 changed; starting the bot")
+        bot = BotProcess(config, world)
+        bot.start(wait=False)
+        try:
+            me = world.bot["id"]
+            listing_path = f"/api/v4/users/{me}/teams/{world.team['id']}/channels"
+            until(lambda: mm.connection_count() > 0, 120, "the websocket", interval=0.002)
+            connected = time.monotonic() - bot.started_at
+            # Posted once the catch-up has listed the channels: a live post, not one it catches up.
+            until(lambda: any(e["path"] == listing_path for e in mm.request_log), 120, "the listing", interval=0.002)
+            mm.post_as(live.user["id"], live.dm["id"], "live after the restart")
+            until(lambda: in_deskie(world, live.case["case_id"], "live after the restart"), 120, "the live post",
+                  interval=0.002)
+            live_s = time.monotonic() - bot.started_at
+            until(lambda: all(in_deskie(world, c.case["case_id"], "written while down") for c in changed), 300,
+                  "the 3 changed chats", interval=0.01)
+            changed_s = time.monotonic() - bot.started_at
+            bot.wait_healthy()
+            healthy_s = time.monotonic() - bot.started_at
+            time.sleep(0.5)
+            log = mm.request_log
+            listing = [e for e in log if e["path"] in (f"/api/v4/users/{me}/teams", listing_path)]
+            kinds = Counter(f"{e['method']} {_route(e['path'], me)}" for e in log)
+            posts = [e for e in log if e["path"].endswith("/posts") and e["method"] == "GET"]
+            rss, hwm = proc_status_mib(bot.pid, "VmRSS"), proc_status_mib(bot.pid, "VmHWM")
+            lost_old = sum(in_deskie(world, c.case["case_id"], "written while down") for c in changed) - len(changed)
+            return {
+                "known_chats": n, "changed": len(changed), "rest_calls": len(log), "listing_calls": len(listing),
+                "posts_calls": len(posts), "seconds_to_websocket": round(connected, 2),
+                "seconds_to_live_message": round(live_s, 2), "seconds_to_changed_caught_up": round(changed_s, 2),
+                "seconds_to_healthy": round(healthy_s, 2), "rss_mb": round(rss, 1), "peak_rss_mb": round(hwm, 1),
+                "changed_missing": -lost_old, "calls_by_route": dict(kinds),
+            }
+        finally:
+            bot.stop()
+
+
+def _route(path: str, me: str) -> str:
+    """A REST path with its ids replaced by their names: /api/v4/channels/{id}/posts."""
+    parts = path.replace(me, "{me}").split("/")
+    return "/".join("{id}" if len(p) == 26 and p.isalnum() else p for p in parts)
+
+
+# ---- ingest with Deskie down -----------------------------------------------------------------------
+def bench_ingest(total: int, tmp: Path, note: Progress) -> dict[str, Any]:
+    with emulators() as world:
+        dk = world.dk
+        customers = add_customers(world, 50, prefix="ing")
+        bot = BotProcess(world.write_config(tmp / "ingest", poll_interval="30s"), world).start()
+        metrics = f"http://127.0.0.1:{world.webhook_port}/metrics"
+        try:
+            import requests
+
+            def recorded() -> int:
+                for line in requests.get(metrics, timeout=5).text.splitlines():
+                    if line.startswith("deskie_mm_posts_recorded_total "):
+                        return int(float(line.split()[1]))
+                return 0
+
+            dk.outage(3600, "5xx")
+            bar = tqdm(total=total, desc="ingest (Deskie down)", leave=False, file=sys.stderr)
+            t0 = time.monotonic()
+            burst(world, customers, total // len(customers), gap=0, on_post=lambda: bar.update(1))
+            posted_s = time.monotonic() - t0
+            until(lambda: recorded() >= total, 600, "every post recorded", interval=0.02)
+            elapsed = time.monotonic() - t0
+            bar.close()
+            dk.clear_faults()
+            note("ingest: Deskie back, delivering")
+            until(lambda: all_delivered(world, customers), 600, "the backlog delivered", interval=0.5)
+            v = verdict(world, customers)
+            return {"events": total, "seconds": round(elapsed, 2), "posting_s": round(posted_s, 2),
+                    "events_per_s": round(total / elapsed, 1), "lost": len(v.lost), "doubled": len(v.doubled),
+                    "out_of_order": len(v.out_of_order)}
+        finally:
+            bot.stop()
+
+
+# ---- the run -------------------------------------------------------------------------------------
+def run(quick: bool, only: str = "") -> dict[str, Any]:
+    sizes = QUICK if quick else FULL
+    started = time.monotonic()
+    steps: list[tuple[str, Callable[[Path, Progress], Any]]] = []
+    for n in sizes["reconcile"]:
+        steps.append((f"reconcile {n}", lambda tmp, note, n=n: bench_reconcile(n, tmp, note)))
+    steps.append(("burst one chat", lambda tmp, note: bench_burst(1, 30, sizes["window"], tmp, note)))
+    steps.append(("burst many chats", lambda tmp, note: bench_burst(sizes["burst_chats"], 1, sizes["window"], tmp, note)))
+    steps.append(("latency", lambda tmp, note: bench_latency(sizes["latency"], tmp, note)))
+    for n in sizes["restart"]:
+        steps.append((f"restart {n}", lambda tmp, note, n=n: bench_restart(n, tmp, note)))
+    steps.append(("ingest", lambda tmp, note: bench_ingest(sizes["ingest"], tmp, note)))
+    if only:
+        steps = [s for s in steps if only in s[0]]
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="deskie-bench-") as tmp, \
+            tqdm(total=len(steps), desc="bench", unit="step", file=sys.stderr) as bar:
+        for name, step in steps:
+            bar.set_postfix_str(name)
+            results[name] = step(Path(tmp), lambda text: bar.set_postfix_str(text))
+            bar.update(1)
+    if only:
+        return results
+    burst_many = results["burst many chats"]
+    largest = max(sizes["restart"])
+    report: dict[str, Any] = {
+        "quick": quick,
+        "machine": machine(),
+        "reconcile_requests_per_poll": {str(n): results[f"reconcile {n}"] for n in sizes["reconcile"]},
+        "burst_20rpm": results["burst one chat"],
+        f"burst_20rpm_{burst_many['chats']}chats": burst_many,
+        "latency_ms": results["latency"],
+        "restart_catchup": {str(n): results[f"restart {n}"] for n in sizes["restart"]},
+        "rss_mb_10k_chats": results[f"restart {largest}"]["peak_rss_mb"],
+        "startup_s_10k_chats": results[f"restart {largest}"]["seconds_to_healthy"],
+        "memory_and_startup_chats": largest,
+        "ingest_events_per_s": results["ingest"]["events_per_s"],
+        "ingest": results["ingest"],
+        "elapsed_s": round(time.monotonic() - started, 1),
+    }
+    report["targets"] = targets(report)
+    return report
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    with suppress(OSError):
+        model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("model name")), "")
+    return {"nproc": os.cpu_count(), "cpu": model, "python": platform.python_version(),
+            "platform": platform.platform()}
+
+
+def targets(r: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    rec = r["reconcile_requests_per_poll"]
+    per_size = [v["changed_3"] for v in rec.values()]
+    restart = r["restart_catchup"]
+    many = next(v for k, v in r.items() if k.startswith("burst_20rpm_") and k.endswith("chats"))
+    lat = r["latency_ms"]
+    worst_overhead = max(lat["customer_to_deskie"]["overhead_p99"], lat["agent_to_mattermost"]["overhead_p99"])
+    t: dict[str, dict[str, Any]] = {
+        # 1 list page + the 3 changed cases, and at most one case of the previous poll's newest second.
+        "reconcile cost the same small number at every size (3 changed)": {
+            "value": per_size, "met": max(per_size) <= 5},
+        "reconcile cost right after 40 chats opened at once, at every size": {
+            "value": [v["after_40_new_chats"] for v in rec.values()],
+            "met": max(v["after_40_new_chats"] for v in rec.values()) <= 5},
+        "restart catch-up: listing + changed chats only": {
+            "value": [v["rest_calls"] for v in restart.values()],
+            "met": all(v["posts_calls"] == v["changed"] and v["rest_calls"] <= 4 + 2 * v["changed"] + 2
+                       and v["changed_missing"] == 0 for v in restart.values())},
+        "live messages not held behind catch-up": {
+            "value": [v["seconds_to_live_message"] for v in restart.values()],
+            "met": all(v["seconds_to_live_message"] <= v["seconds_to_websocket"] + 1.0 for v in restart.values())},
+        "0 x 429": {"value": r["burst_20rpm"]["count_429"] + many["count_429"],
+                    "met": r["burst_20rpm"]["count_429"] + many["count_429"] == 0},
+        "<= 5 writes for the one-chat burst": {"value": r["burst_20rpm"]["writes"],
+                                               "met": r["burst_20rpm"]["writes"] <= 5},
+        "utilisation >= 0.9 while a backlog exists": {"value": many["utilisation"], "met": many["utilisation"] >= 0.9},
+        "bot overhead p99 < 20 ms": {"value": worst_overhead, "met": worst_overhead < 20},
+        "< 150 MB": {"value": r["rss_mb_10k_chats"], "met": r["rss_mb_10k_chats"] < 150},
+        ">= 1,000 events/s ingest, nothing lost": {
+            "value": r["ingest_events_per_s"],
+            "met": r["ingest_events_per_s"] >= 1000 and r["ingest"]["lost"] == r["ingest"]["doubled"] == 0},
+    }
+    return t
+
+
+def table(r: dict[str, Any]) -> str:
+    rows: list[tuple[str, str]] = []
+    for n, v in r["reconcile_requests_per_poll"].items():
+        rows.append((f"reconcile requests/poll, {n} open chats",
+                     f"3 changed: {v['changed_3']}, none: {v['nothing_changed']}, "
+                     f"after 40 new chats: {v['after_40_new_chats']}"))
+    for key in [k for k in r if k.startswith("burst_20rpm")]:
+        b = r[key]
+        rows.append((f"{key} ({b['messages']} msgs, {b['chats']} chat(s))",
+                     f"429s: {b['count_429']}, writes: {b['writes']}, {b['seconds']} s, "
+                     f"utilisation {b['utilisation']:.2f} over {b['windows']} window(s) of {b['window_s']:.0f} s "
+                     f"(units for the backlog/all: {' '.join(b['units_by_window'])})"))
+    lat = r["latency_ms"]
+    for way in ("customer_to_deskie", "agent_to_mattermost"):
+        v = lat[way]
+        rows.append((f"latency ms {way} (n={lat['messages_each_way']})",
+                     f"bot p50 {v['bot_p50']} / p99 {v['bot_p99']}; direct p50 {v['direct_p50']} / p99 "
+                     f"{v['direct_p99']}; overhead p99 {v['overhead_p99']} ms (x{v['ratio_p99']})"))
+    for n, v in r["restart_catchup"].items():
+        rows.append((f"restart catch-up, {n} known chats, 3 changed",
+                     f"{v['rest_calls']} REST calls ({v['listing_calls']} listing, {v['posts_calls']} posts); "
+                     f"live message in {v['seconds_to_live_message']} s, changed in "
+                     f"{v['seconds_to_changed_caught_up']} s"))
+    rows.append((f"RSS peak, {r['memory_and_startup_chats']} chats", f"{r['rss_mb_10k_chats']} MiB"))
+    rows.append((f"start-up to healthy, {r['memory_and_startup_chats']} chats", f"{r['startup_s_10k_chats']} s"))
+    i = r["ingest"]
+    rows.append(("ingest, Deskie down", f"{i['events_per_s']} events/s ({i['events']} posts; lost {i['lost']}, "
+                                        f"doubled {i['doubled']}, out of order {i['out_of_order']})"))
+    width = max(len(a) for a, _ in rows)
+    lines = [f"{a.ljust(width)}  {b}" for a, b in rows]
+    lines.append("")
+    for name, t in r["targets"].items():
+        lines.append(f"{'met ' if t['met'] else 'MISS'}  {name}: {t['value']}")
+    m = r["machine"]
+    lines.append(f"\nmachine: {m['nproc']} cores ({m['cpu']}), Python {m['python']}; run took {r['elapsed_s']} s"
+                 f"{' (--quick)' if r['quick'] else ''}")
+    return "\n".join(lines)
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--customers", type=int, default=50)
-    ap.add_argument("--messages", type=int, default=20, help="per customer")
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes for CI (cost figures only are meaningful)")
+    ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    ap.add_argument("--only", default="", help=argparse.SUPPRESS)  # one step by name, raw figures (development)
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, MattermostEmulator() as mm, \
-            DeskieEmulator(rate_limit_per_minute=100_000) as dk:
-        world = seed_world(mm, dk)
-        bot = BotProcess(world.write_config(Path(tmp), poll_interval="30s"), world)
-        bot.start()
-        assert bot.proc is not None
-
-        # Latency of one DM, one answer (a quiet system).
-        lat_in, lat_out = [], []
-        for i in range(10):
-            t0 = time.monotonic()
-            mm.post_as(world.jane["id"], world.jane_dm["id"], f"latency probe {i}")
-            until(lambda i=i: any(f"latency probe {i}" in m["content"]
-                                  for c in dk.cases(CHANNEL_CODE) for m in dk.messages(c["case_id"])))
-            lat_in.append(time.monotonic() - t0)
-            case_id = dk.cases(CHANNEL_CODE)[0]["case_id"]
-            t0 = time.monotonic()
-            dk.agent_reply(case_id, content=f"answer {i}")
-            until(lambda i=i: len(bot_posts(world, world.jane_dm["id"])) > i)
-            lat_out.append(time.monotonic() - t0)
-
-        customers = add_customers(world, args.customers)
-        total = args.customers * args.messages
-        t0 = time.monotonic()
-        burst(world, customers, args.messages, gap=0)
-        posted = time.monotonic() - t0
-        wait_for(lambda: all_delivered(world, customers), 600, "all delivered")
-        elapsed = time.monotonic() - t0
-        rss = peak_rss_mib(bot.proc.pid)
-        writes = dk.writes()
-        bot.stop()
-    print(f"customer -> case latency: median {statistics.median(lat_in) * 1000:.0f} ms, "
-          f"max {max(lat_in) * 1000:.0f} ms (10 DMs)")
-    print(f"agent answer -> DM latency: median {statistics.median(lat_out) * 1000:.0f} ms, "
-          f"max {max(lat_out) * 1000:.0f} ms (10 answers)")
-    print(f"burst: {total} messages from {args.customers} customers posted in {posted:.1f} s, "
-          f"all in Deskie after {elapsed:.1f} s = {total / elapsed:.0f} msg/s, {writes} Deskie writes")
-    print(f"bot peak RSS: {rss:.1f} MiB")
+    report = run(args.quick, args.only)
+    if args.only:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(table(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     return 0
 
 

@@ -23,11 +23,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchkit import (  # noqa: E402
+    BotProcess,
+    Customer,
+    add_customers,
+    all_delivered,
+    burst_in_background,
+    until,
+    verdict,
+)
+from tqdm import tqdm  # noqa: E402
+
 from deskie_mm_bot.sandbox.deskie import DeskieEmulator  # noqa: E402
 from deskie_mm_bot.sandbox.mattermost import MattermostEmulator  # noqa: E402
 from deskie_mm_bot.sandbox_runner import CHANNEL_CODE, World, seed_world  # noqa: E402
-from tests.delivery import Customer, add_customers, all_delivered, burst_in_background, verdict  # noqa: E402
-from tests.harness import BotProcess, wait_for  # noqa: E402
 
 
 def trial(seed: int, workdir: Path) -> tuple[int, int, int, int, float]:
@@ -52,12 +61,13 @@ def trial(seed: int, workdir: Path) -> tuple[int, int, int, int, float]:
         sender.join(60)
         answers.join(60)
         # A trial that never completes is counted by the verdict below, not raised.
-        with contextlib.suppress(AssertionError):
-            wait_for(lambda: all_delivered(world, customers), 90, "delivery")
+        with contextlib.suppress(TimeoutError):
+            until(lambda: all_delivered(world, customers), 90, "delivery", interval=0.05)
         expected = {m["message_id"] for c in dk.cases(CHANNEL_CODE) for m in dk.messages(c["case_id"])
                     if m["staff_id"] and not m["note"]}
-        with contextlib.suppress(AssertionError):
-            wait_for(lambda: expected <= set(posted_answer_ids_list(world, customers)), 60, "answers posted")
+        with contextlib.suppress(TimeoutError):
+            until(lambda: expected <= set(posted_answer_ids_list(world, customers)), 60, "answers posted",
+                  interval=0.05)
         time.sleep(1.0)
         v = verdict(world, customers)
         got = posted_answer_ids_list(world, customers)
@@ -65,11 +75,11 @@ def trial(seed: int, workdir: Path) -> tuple[int, int, int, int, float]:
         doubled_answers = len(got) - len(set(got))
         if not v.ok or lost_answers or doubled_answers:
             for case in dk.cases(CHANNEL_CODE):
-                print(f"  case {case['case_id']} user {dk.user(case['user_id']).get('user_custom_id')}: "
+                tqdm.write(f"  case {case['case_id']} user {dk.user(case['user_id']).get('user_custom_id')}: "
                       + " | ".join(f"{m['message_id']}:{m['content'][:60]!r}" for m in dk.messages(case["case_id"])
                                    if not m["staff_id"]), flush=True)
-            print(f"  details: {v}; answers lost={sorted(expected - set(got))} "
-                  f"doubled={sorted({x for x in got if got.count(x) > 1})}; log: {bot.log_path}", flush=True)
+            tqdm.write(f"  details: {v}; answers lost={sorted(expected - set(got))} "
+                       f"doubled={sorted({x for x in got if got.count(x) > 1})}; log: {bot.log_path}")
         bot.stop()
         return (kills, len(v.lost) + lost_answers, len(v.doubled) + doubled_answers, len(v.out_of_order),
                 time.monotonic() - started)
@@ -101,14 +111,19 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=int(time.time()))
     args = ap.parse_args()
     totals = [0, 0, 0, 0]
-    with tempfile.TemporaryDirectory() as tmp:
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory() as tmp, tqdm(total=args.trials, desc="crash trials", unit="trial") as bar:
         for i in range(args.trials):
             kills, lost, doubled, disorder, secs = trial(args.seed + i, Path(tmp))
             totals = [totals[0] + kills, totals[1] + lost, totals[2] + doubled, totals[3] + disorder]
-            print(f"trial {i + 1:3d}: kills={kills} lost={lost} doubled={doubled} "
-                  f"out_of_order_chats={disorder} ({secs:.1f}s)", flush=True)
-    print(f"summary: trials={args.trials} messages={args.trials * 50} kills={totals[0]} "
-          f"lost={totals[1]} doubled={totals[2]} out_of_order_chats={totals[3]} seed={args.seed}")
+            tqdm.write(f"trial {i + 1:3d}: kills={kills} lost={lost} doubled={doubled} "
+                       f"out_of_order_chats={disorder} ({secs:.1f}s)")
+            bar.set_postfix(kills=totals[0], lost=totals[1], doubled=totals[2], disorder=totals[3])
+            bar.update(1)
+    verdict_text = "OK" if totals[1:] == [0, 0, 0] else "FAILED"
+    print(f"summary: {verdict_text}: trials={args.trials} messages={args.trials * 50} kills={totals[0]} "
+          f"lost={totals[1]} doubled={totals[2]} out_of_order_chats={totals[3]} seed={args.seed} "
+          f"({time.monotonic() - started:.0f} s)")
     return 0 if totals[1:] == [0, 0, 0] else 1
 
 

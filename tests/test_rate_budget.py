@@ -328,3 +328,21 @@ def test_cap_below_one_write_still_lets_writes_through() -> None:
         budget.acquire(2, timeout=0)
     clock.advance(60)
     budget.acquire(2, timeout=0)
+
+
+def test_customer_claim_keeps_a_fresh_window_from_reconciliation() -> None:
+    """The inbound relay gathers a burst instead of queueing: its claim holds lower priorities back."""
+    budget, clock = make_budget()
+    budget.acquire(20)
+    order: list[str] = []
+    reconcile = Acquirer(budget, 1, Priority.RECONCILE, order, "reconcile")
+    reconcile.start()
+    wait_until(lambda: waiting_count(budget) == 1)
+    budget.claim(Priority.CUSTOMER, 61)
+    clock.advance(60)  # a fresh window: without the claim, the queued poll would take it first
+    time.sleep(0.3)
+    assert order == []
+    budget.acquire(2)  # the customer's write goes through at once
+    clock.advance(2)  # the claim ran out: the poll gets its unit
+    reconcile.join(3)
+    assert order == ["reconcile"]

@@ -362,3 +362,20 @@ def test_autodriver_websocket_gets_hello_ok_and_posted(world: World) -> None:
     assert received[1] == {"status": "OK", "seq_reply": 1}
     assert received[2]["event"] == "posted" and received[2]["seq"] == 1
     assert json.loads(received[2]["data"]["mentions"]) == [world.bot["id"]]
+
+
+def test_channel_listing_carries_each_channels_last_post_at(world: World) -> None:
+    """GET /users/{id}/teams/{team}/channels: the Channel objects (DMs included) move `last_post_at`
+    with each new post (what the bot's catch-up relies on to skip unchanged chats)."""
+    dm = world.emu.direct_channel(world.bot["id"], world.alice["id"])
+
+    def listed() -> dict[str, int]:
+        r = world.req("GET", f"/users/{world.bot['id']}/teams/{world.team['id']}/channels")
+        assert r.status_code == 200
+        return {c["id"]: c["last_post_at"] for c in r.json()}
+
+    assert listed() == {world.town["id"]: 0, dm["id"]: 0}
+    first = world.emu.post_as(world.alice["id"], dm["id"], "hello")
+    assert listed()[dm["id"]] == first["create_at"]
+    second = world.emu.post_as(world.alice["id"], dm["id"], "again")
+    assert listed() == {world.town["id"]: 0, dm["id"]: second["create_at"]}

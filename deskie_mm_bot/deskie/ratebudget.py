@@ -66,6 +66,9 @@ class RateBudget:
         self._waiting: list[tuple[int, int]] = []
         self._seq = itertools.count()
         self._closed = False
+        # priority -> until when work of that priority is waiting without being queued here (the
+        # inbound relay gathers a burst while it waits): lower priorities leave the units to it.
+        self._claims: dict[int, float] = {}
 
     # ---- what callers see ---------------------------------------------------------------------
     @property
@@ -88,6 +91,16 @@ class RateBudget:
         with self._cond:
             return max(0.0, self._paused_until - self._clock())
 
+    def claim(self, priority: Priority, seconds: float) -> None:
+        """Work of `priority` will ask for units within `seconds` (renewed while it waits): until then,
+        calls of lower priority wait; they would otherwise take a fresh window's units first."""
+        with self._cond:
+            until = self._clock() + seconds
+            self._claims[int(priority)] = max(self._claims.get(int(priority), 0.0), until)
+
+    def _claimed_above(self, priority: int, now: float) -> bool:
+        return any(p < priority and until > now for p, until in self._claims.items())
+
     def acquire(self, cost: int, priority: Priority = Priority.CUSTOMER, timeout: float | None = None) -> None:
         """Block until `cost` units may be spent; higher priorities go first."""
         deadline = None if timeout is None else self._clock() + timeout
@@ -99,10 +112,13 @@ class RateBudget:
                     if self._closed:
                         raise BudgetClosed("rate budget closed")
                     now = self._clock()
-                    if self._waiting[0] == ticket and self._available(now) >= cost:
+                    claimed = self._claimed_above(int(priority), now)
+                    if self._waiting[0] == ticket and not claimed and self._available(now) >= cost:
                         self._spend(now, cost)
                         return
                     wait = self._wait_hint(now, cost)
+                    if claimed:
+                        wait = min(wait, 0.2)
                     if deadline is not None:
                         if now >= deadline:
                             raise TimeoutError("no rate budget within the timeout")

@@ -138,6 +138,10 @@ class MattermostRest:
             self._channels[channel_id] = await self._call(self._driver.channels.get_channel(channel_id))
         return self._channels[channel_id]
 
+    def remember_channel(self, channel: dict[str, Any]) -> None:
+        """A channel object just read elsewhere (a listing): its posts' intake needs no lookup."""
+        self._channels[channel["id"]] = channel
+
     async def teams(self) -> list[dict[str, Any]]:
         return list(await self._call(self._driver.teams.get_teams_for_user(self.me["id"])))
 

@@ -172,11 +172,14 @@ class InboundRelay:
             oldest = self.store.oldest_pending_at(key) or self.clock()
             due = oldest + HOLD_WHEN_SCARCE
             if self.clock() < due:
+                self.deskie.budget.claim(Priority.CUSTOMER, due - self.clock() + 1.0)
                 return due
         if self.deskie.budget.available() < 2:
             # Waiting for budget happens here, before the batch is fixed, so posts arriving
-            # meanwhile join it.
-            return self.clock() + min(1.0, max(0.1, self.deskie.budget.paused_for()))
+            # meanwhile join it; the claim keeps reconciliation from taking the next window first.
+            wait = min(1.0, max(0.1, self.deskie.budget.paused_for()))
+            self.deskie.budget.claim(Priority.CUSTOMER, wait + 1.0)
+            return self.clock() + wait
         items = self.store.pending_items(key)
         run = [items[0]]
         for it in items[1:]:
@@ -283,8 +286,13 @@ class InboundRelay:
                     self.deskie.add_user_message, conv.case_id, await self._case_user(conv), content, files or None,
                     content_html=content_html,
                 )
-                self.store.touch_conversation(conv.id, "customer", int(msg.get("message_id") or 0))
-                self.store.record_own_write(conv.id, msg.get("created_at"))
+                with self.store.lazy_commits():  # the write is made: an in-flight batch is looked for first
+                    self.store.touch_conversation(conv.id, "customer", int(msg.get("message_id") or 0))
+                    self.store.record_own_write(conv.id, msg.get("created_at"))
+                    self.store.finish_batch(batch.id)
+                self.sent_batches += 1
+                log.info("relayed %d post(s) of %s to Deskie (%s)", len(items), batch.conv_key, batch.op)
+                return
             else:
                 assert conv is not None and conv.case_id is not None
                 note = await off_loop(self.pool, self.deskie.add_note, conv.case_id, content)

@@ -69,6 +69,8 @@ class Intake:
         if reason:
             log.debug("post %s not relayed: %s", post.post_id, reason)
             return False
+        if not post.delete_at_ms and not post.edit_at_ms and self.store.has_post(post.post_id):
+            return False  # already recorded (a catch-up's overlap, a resumed event): no lookups needed
         channel = await self.directory.get_channel(post.channel_id)
         channel_type = post.channel_type or str(channel.get("type", ""))
         team_id = post.team_id or str(channel.get("team_id") or "")
@@ -118,6 +120,7 @@ class Intake:
             text=post.text,
             file_ids=post.file_ids,
             posted_at=post.create_at_ms / 1000.0,
+            refetchable=True,
         )
         if fresh:
             log.info("recorded post %s for %s", post.post_id, key)
@@ -154,6 +157,7 @@ class Intake:
             file_ids=[],
             posted_at=(post.delete_at_ms or post.edit_at_ms) / 1000.0,
             kind="note",
+            refetchable=True,
         )
 
 

@@ -154,15 +154,16 @@ class OutboundRelay:
         text = reply_text(event.content, event.content_html, event.attachments)
         if not text and not event.attachments:
             return "ignored: empty"
-        fresh = self.store.add_reply(
-            message_id=event.message_id,
-            case_id=event.case_id,
-            conversation_id=conv.id,
-            body=text,
-            attachments=event.attachments,
-            source="webhook",
-            staff_id=event.staff_id,
-        )
+        with self.store.lazy_commits():  # reconciliation finds an answer a power cut took
+            fresh = self.store.add_reply(
+                message_id=event.message_id,
+                case_id=event.case_id,
+                conversation_id=conv.id,
+                body=text,
+                attachments=event.attachments,
+                source="webhook",
+                staff_id=event.staff_id,
+            )
         if fresh:
             self.wake()
             return "recorded"
@@ -294,14 +295,16 @@ class OutboundRelay:
                 pending_post_id=f"{self.poster.bot_id}:deskie{key}p{index}",
                 file_ids=file_ids or None,
             )
-            self.store.record_reply_part(reply.id, str(post.get("id", "")))
+            with self.store.lazy_commits():  # still `posting`: after a power cut the channel is looked at first
+                self.store.record_reply_part(reply.id, str(post.get("id", "")))
             if conv.conv_key.startswith(OUTGOING_THREAD) and post.get("id"):
                 # An agent-started chat in thread mode: its first post is the thread the chat lives in.
                 root_id = str(post["id"])
                 self.store.rekey_conversation(conv.id, f"th:{root_id}", root_id)
                 conv = self.store.conversation(conv.id) or conv
-        self.store.finish_reply(reply.id)
-        self.store.touch_conversation(conv.id, "agent", reply.message_id or 0)
+        with self.store.lazy_commits():
+            self.store.finish_reply(reply.id)
+            self.store.touch_conversation(conv.id, "agent", reply.message_id or 0)
         # The chat's first answer: its first customer post gets :eyes: (asked for once only).
         self.store.want_reaction(conv.id, "eyes")
         self.posted += 1

@@ -172,6 +172,30 @@ class Store:
                 raise
             self._conn.execute("COMMIT")
 
+    @contextmanager
+    def lazy_commits(self) -> Iterator[None]:
+        """Commits in this block do not wait for the disk. For what can be learnt again after a power
+        cut: a Mattermost post and the channel cursor after it (the catch-up reads them again), an
+        answer from the webhook (reconciliation finds it again), and the marks after a write or a post
+        was made (a batch still in flight is looked for in Deskie, an answer still `posting` in the
+        channel, before either is made again). WAL keeps commits in order, so a power cut takes only
+        the newest ones; a kill -9 takes none. The marks made before a write stays FULL, and its commit
+        carries every lazy one before it to the disk."""
+        with self._lock:
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                yield
+            finally:
+                self._conn.execute("PRAGMA synchronous=FULL")
+
+    @contextmanager
+    def _sync(self, lazy: bool) -> Iterator[None]:
+        if not lazy:
+            yield
+            return
+        with self.lazy_commits():
+            yield
+
     def _one(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Row | None:
         with self._lock:
             return self._conn.execute(sql, args).fetchone()
@@ -204,14 +228,36 @@ class Store:
         )
         return [r["ch"] for r in rows]
 
-    def advance_cursor(self, name: str, value: int) -> None:
-        """Raise an integer cursor; never lowers it."""
-        self._exec(
-            "INSERT INTO cursors (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET "
-            "value = CASE WHEN CAST(value AS INTEGER) < CAST(excluded.value AS INTEGER) "
-            "THEN excluded.value ELSE value END",
-            (name, str(value)),
-        )
+    def channel_cursors(self) -> dict[str, int]:
+        """Every channel's catch-up cursor at once (a restart compares thousands with the listing)."""
+        rows = self._all("SELECT substr(name, 12) AS ch, value FROM cursors WHERE name LIKE 'mm.channel.%'")
+        return {r["ch"]: int(r["value"]) for r in rows}
+
+    def chat_channels(self) -> list[str]:
+        """Channels with a chat that is not closed."""
+        return [r["channel_id"] for r in self._all("SELECT DISTINCT channel_id FROM conversations WHERE state != 'closed'")]
+
+    def advance_cursor(self, name: str, value: int, *, refetchable: bool = False) -> None:
+        """Raise an integer cursor; never lowers it. `refetchable`: see `lazy_commits`."""
+        with self._sync(refetchable):
+            self._exec(
+                "INSERT INTO cursors (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET "
+                "value = CASE WHEN CAST(value AS INTEGER) < CAST(excluded.value AS INTEGER) "
+                "THEN excluded.value ELSE value END",
+                (name, str(value)),
+            )
+
+    def advance_cursors(self, values: dict[str, int], *, refetchable: bool = False) -> None:
+        """`advance_cursor` for many cursors in one commit."""
+        if not values:
+            return
+        with self._sync(refetchable), self.transaction() as c:
+            c.executemany(
+                "INSERT INTO cursors (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET "
+                "value = CASE WHEN CAST(value AS INTEGER) < CAST(excluded.value AS INTEGER) "
+                "THEN excluded.value ELSE value END",
+                [(name, str(value)) for name, value in values.items()],
+            )
 
     # ---- errors (for `status`) ----------------------------------------------------------------
     def record_error(self, source: str, message: str) -> None:
@@ -242,28 +288,18 @@ class Store:
         file_ids: list[str],
         posted_at: float,
         kind: str = "message",
+        refetchable: bool = False,
     ) -> bool:
-        """Record a post for relaying. False when this post id was recorded before (a replay)."""
-        cur = self._exec(
-            "INSERT OR IGNORE INTO outbox (post_id, conv_key, channel_id, reply_root_id, user_custom_id,"
-            " user_full_name, author, show_author, kind, text, file_ids, posted_at, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                post_id,
-                conv_key,
-                channel_id,
-                reply_root_id,
-                user_custom_id,
-                user_full_name,
-                author,
-                int(show_author),
-                kind,
-                text,
-                json.dumps(file_ids),
-                posted_at,
-                self._clock(),
-            ),
-        )
+        """Record a post for relaying. False when this post id was recorded before (a replay).
+        `refetchable`: a Mattermost post, which the catch-up can read again (see `lazy_commits`)."""
+        with self._sync(refetchable):
+            cur = self._exec(
+                "INSERT OR IGNORE INTO outbox (post_id, conv_key, channel_id, reply_root_id, user_custom_id,"
+                " user_full_name, author, show_author, kind, text, file_ids, posted_at, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (post_id, conv_key, channel_id, reply_root_id, user_custom_id, user_full_name, author,
+                 int(show_author), kind, text, json.dumps(file_ids), posted_at, self._clock()),
+            )
         return cur.rowcount == 1
 
     def has_post(self, post_id: str) -> bool:

@@ -46,6 +46,9 @@ class State:
         self.save_delays: deque[float] = deque()  # fault: the next creates take this long to save
         self.variants = MattermostVariants()
         self.settings = ServerSettings()
+        # Lookups by name, so that a workspace of 10,000 members seeds in seconds.
+        self._user_by_name: dict[str, str] = {}
+        self._direct_by_name: dict[str, str] = {}
 
     # ------------------------------------------------------------------ users and tokens
     def add_user(
@@ -58,7 +61,7 @@ class State:
         bot_description: str = "",
     ) -> dict[str, Any]:
         with self.lock:
-            if any(u["username"] == username.lower() for u in self.users.values()):
+            if username.lower() in self._user_by_name:
                 raise AppError(
                     400,
                     "app.user.save.username_exists.app_error",
@@ -66,6 +69,7 @@ class State:
                 )
             user = models.make_user(username.lower(), first_name, last_name, email, is_bot, bot_description)
             self.users[user["id"]] = user
+            self._user_by_name[user["username"]] = user["id"]
             return copy.deepcopy(user)
 
     def create_token(self, user_id: str) -> str:
@@ -242,11 +246,11 @@ class State:
             self.user(user_a)
             self.user(user_b)
             name = models.direct_name(user_a, user_b)
-            for channel in self.channels.values():
-                if channel["type"] == "D" and channel["name"] == name:
-                    return copy.deepcopy(channel)
+            if name in self._direct_by_name:
+                return copy.deepcopy(self.channels[self._direct_by_name[name]])
             channel = models.make_channel("", name, "", "D", user_a)
             self.channels[channel["id"]] = channel
+            self._direct_by_name[name] = channel["id"]
             self.channel_members[channel["id"]] = {
                 uid: models.make_channel_member(channel["id"], uid) for uid in dict.fromkeys((user_a, user_b))
             }
