@@ -1,6 +1,6 @@
-"""Single config values: durations, ``host:port`` listen addresses and service URLs, and the error they raise.
+"""Single config values: durations, ``host:port`` listen addresses and service URLs.
 
-Errors are raised as :class:`ConfigError`, whose ``str()`` is one line of the form
+Errors are raised as :class:`~deskie_mm_bot.errors.ConfigError`, whose ``str()`` is one line of the form
 ``"<dotted.key>: <problem>"`` and never contains a secret value (bot token, API key, webhook secret).
 """
 
@@ -11,26 +11,9 @@ import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
+from ..errors import ConfigError  # the one definition, in the bot's error tree
+
 DEFAULT_LISTEN = "127.0.0.1:8085"
-
-
-class ConfigError(Exception):
-    """A problem with the configuration.
-
-    ``key`` is the dotted config key at fault (``"chats.reply_mode"``) or ``None`` for problems with
-    the file as a whole.  ``str(error)`` is a single line: ``"<key>: <problem>"`` or ``"<problem>"``.
-    """
-
-    def __init__(self, problem: str, key: str | None = None) -> None:
-        self.problem = " ".join(str(problem).split())
-        self.key = key
-        super().__init__(f"{key}: {self.problem}" if key else self.problem)
-
-    def __reduce__(self) -> tuple[type[ConfigError], tuple[str, str | None]]:
-        return (type(self), (self.problem, self.key))
-
-    def __str__(self) -> str:
-        return f"{self.key}: {self.problem}" if self.key else self.problem
 
 
 def show(value: object) -> str:
