@@ -18,7 +18,7 @@ import click
 
 from . import process
 from .config import ConfigError, Settings, load_config, redact
-from .process import EXIT_CONFIG, EXIT_RUNTIME
+from .errors import EXIT_CONFIG, EXIT_RUNTIME, Fatal
 
 
 def _die(code: int, message: str) -> NoReturn:
@@ -65,7 +65,7 @@ def _run(settings: Settings) -> NoReturn:
     _warn_insecure(settings)
     try:
         sys.exit(process.run_bot(settings))
-    except process.ProcessError as e:
+    except Fatal as e:
         _die(e.code, str(e))
 
 
@@ -86,7 +86,7 @@ def start(config_path: str, detach: bool) -> None:
         _run(settings)
     try:
         started = process.start_detached(settings, config_path)
-    except process.ProcessError as e:
+    except Fatal as e:
         _die(e.code, str(e))
     if not started.started:
         click.echo(f"still starting after {process.START_PATIENCE:.0f} s (pid {started.pid}); log: {started.log_path}")
@@ -102,7 +102,7 @@ def stop(config_path: str, timeout: float) -> None:
     settings = _load(config_path)
     try:
         click.echo(process.stop_and_wait(settings, timeout))
-    except process.ProcessError as e:
+    except Fatal as e:
         _die(e.code, str(e))
 
 

@@ -1,7 +1,7 @@
 """The bot as an operating-system process: the pid file, `start --detach` with its ready pipe, stop-and-wait.
 
-The click commands in cli.py call into this module; a failure here is a `ProcessError` carrying the exit code
-and the one line the command prints.
+The click commands in cli.py call into this module; a failure here is an `errors.Fatal` carrying the exit
+code and the one line the command prints.
 """
 
 from __future__ import annotations
@@ -21,21 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Settings
+from .errors import EXIT_CONFIG, EXIT_RUNTIME, Fatal
 from .sdnotify import announce
 
-EXIT_RUNTIME, EXIT_CONFIG = 1, 2
 # `start --detach` hands the bot the write end of a pipe; the bot writes one byte once it has started.
 READY_FD_ENV = "DESKIE_MM_BOT_READY_FD"
 START_PATIENCE = 90.0  # login alone waits up to a minute for a restarting Mattermost
 DRAIN_PATIENCE = 30.0
-
-
-class ProcessError(Exception):
-    """The command cannot do what was asked: `code` is its exit code, the message its one line on stderr."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def pid_path(settings: Settings) -> Path:
@@ -70,7 +62,7 @@ def _is_bot_command(argv: list[bytes]) -> bool:
 def run_bot(settings: Settings) -> int:
     """Run the bot in this process until it stops; returns its exit code.
 
-    Raises ProcessError before starting when another bot holds the state file or the pid file cannot be written.
+    Raises Fatal before starting when another bot holds the state file or the pid file cannot be written.
     """
     from .app import BotApp
     from .logs import setup_logging
@@ -79,12 +71,12 @@ def run_bot(settings: Settings) -> int:
     pidfile = pid_path(settings)
     other = read_pid(settings)
     if other is not None and other != os.getpid():
-        raise ProcessError(EXIT_RUNTIME, f"another deskie-mm-bot (pid {other}) is running with this state file")
+        raise Fatal(EXIT_RUNTIME, f"another deskie-mm-bot (pid {other}) is running with this state file")
     try:
         pidfile.parent.mkdir(parents=True, exist_ok=True)
         pidfile.write_text(str(os.getpid()))
     except OSError as e:
-        raise ProcessError(EXIT_CONFIG, f"config error: state.path: cannot write {pidfile}: {e.strerror or e}") \
+        raise Fatal(EXIT_CONFIG, f"config error: state.path: cannot write {pidfile}: {e.strerror or e}") \
             from None
     ready_fd = _take_ready_fd()
 
@@ -145,10 +137,10 @@ class Detached:
 
 
 def start_detached(settings: Settings, config_path: str) -> Detached:
-    """Launch `run` in the background and wait until it has started (or failed, raising ProcessError)."""
+    """Launch `run` in the background and wait until it has started (or failed, raising Fatal)."""
     running = read_pid(settings)
     if running is not None:
-        raise ProcessError(EXIT_RUNTIME, f"already running (pid {running})")
+        raise Fatal(EXIT_RUNTIME, f"already running (pid {running})")
     log_path = settings.state.path + ".log"
     ready_r, ready_w = os.pipe()
     try:
@@ -160,7 +152,7 @@ def start_detached(settings: Settings, config_path: str) -> Detached:
             )
     except OSError as e:
         os.close(ready_r)
-        raise ProcessError(EXIT_CONFIG, f"config error: state.path: cannot write {log_path}: {e.strerror or e}") \
+        raise Fatal(EXIT_CONFIG, f"config error: state.path: cannot write {log_path}: {e.strerror or e}") \
             from None
     finally:
         os.close(ready_w)
@@ -178,9 +170,9 @@ def start_detached(settings: Settings, config_path: str) -> Detached:
         try:
             code = proc.wait(timeout=DRAIN_PATIENCE)
         except subprocess.TimeoutExpired:
-            raise ProcessError(EXIT_RUNTIME, f"the bot (pid {proc.pid}) failed to start and has not exited; "
+            raise Fatal(EXIT_RUNTIME, f"the bot (pid {proc.pid}) failed to start and has not exited; "
                                              f"see {log_path}") from None
-        raise ProcessError(code if code in (EXIT_RUNTIME, EXIT_CONFIG) else EXIT_RUNTIME,
+        raise Fatal(code if code in (EXIT_RUNTIME, EXIT_CONFIG) else EXIT_RUNTIME,
                            f"the bot exited at start with code {code}; see {log_path}")
     return Detached(proc.pid, log_path, started=answer is not None)
 
@@ -189,11 +181,11 @@ def stop_and_wait(settings: Settings, timeout: float) -> str:
     """Signal the running bot and wait until it has drained and exited; returns the line to print."""
     pid = read_pid(settings)
     if pid is None:
-        raise ProcessError(EXIT_RUNTIME, "not running")
+        raise Fatal(EXIT_RUNTIME, "not running")
     try:
         os.kill(pid, signal.SIGTERM)
     except PermissionError:
-        raise ProcessError(EXIT_RUNTIME, f"not allowed to stop pid {pid} (another user's process); "
+        raise Fatal(EXIT_RUNTIME, f"not allowed to stop pid {pid} (another user's process); "
                                          f"run stop as its user") from None
     except ProcessLookupError:
         return f"stopped (pid {pid})"
@@ -204,7 +196,7 @@ def stop_and_wait(settings: Settings, timeout: float) -> str:
         except ProcessLookupError:
             return f"stopped (pid {pid}){_left_behind(settings)}"
         time.sleep(0.1)
-    raise ProcessError(EXIT_RUNTIME, f"pid {pid} did not exit within {timeout:.0f} s")
+    raise Fatal(EXIT_RUNTIME, f"pid {pid} did not exit within {timeout:.0f} s")
 
 
 def _left_behind(settings: Settings) -> str:
