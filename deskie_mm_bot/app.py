@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from . import errors
 from .blocking import off_loop
 from .config import Settings
 from .deskie.client import (
@@ -39,6 +40,7 @@ from .deskie.files import FileFetcher, FileGone, FileTooLarge
 from .deskie.ratebudget import BudgetClosed, RateBudget
 from .deskie.staff import StaffNames
 from .deskie.webhook import WebhookEvent
+from .errors import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, Fatal
 from .mattermost.events import post_from_event
 from .mattermost.rest import (
     MattermostAuthError,
@@ -48,13 +50,13 @@ from .mattermost.rest import (
     ssl_context,
 )
 from .mattermost.websocket import MattermostWebsocket
-from .message import ChatPost
 from .metrics import Metrics
+from .model import ChatPost, ConvKey, Customer, CustomerKind
 from .relay.catchup import CatchUp
 from .relay.inbound import FileUnavailable, InboundRelay, Target
 from .relay.intake import Intake, IntakeRules, channel_name, person_name
 from .relay.lifecycle import IdleSweeper
-from .relay.outbound import OUTGOING_THREAD, FileNotBrought, OutboundRelay, PermanentPostError, WebhookRefused
+from .relay.outbound import FileNotBrought, OutboundRelay, PermanentPostError, WebhookRefused
 from .relay.reactions import ReactionRefused, StatusReactions
 from .relay.reconcile import Reconciler
 from .retry import Backoff
@@ -63,20 +65,13 @@ from .store import Conversation, Store
 
 log = logging.getLogger(__name__)
 
-EXIT_OK, EXIT_RUNTIME, EXIT_CONFIG = 0, 1, 2
 DRAIN_DEADLINE = 10.0
 CATCHUP_FLOOR = "mm.catchup_floor_ms"
 LOGIN_PATIENCE = 60.0
 FIRST_POLL_PATIENCE = 10.0
 
 
-class Fatal(Exception):
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class StartAborted(Exception):
+class StartAborted(errors.Stopping):
     """A stop was requested while the bot was still starting."""
 
 
@@ -202,14 +197,12 @@ class BotApp:
             await self.stopping.wait()
         except StartAborted:
             log.info("stop requested during start-up")
-        except Fatal as e:
-            self.fail(e.code, str(e))
-        except (MattermostAuthError, DeskieAuthError) as e:
-            self.fail(EXIT_RUNTIME, str(e))
         except MattermostUnavailable as e:
             self.fail(EXIT_RUNTIME, f"cannot reach Mattermost at {self.settings.mattermost.url}: {e}")
         except OSError as e:
             self.fail(EXIT_RUNTIME, f"start-up failed: {e}")
+        except (errors.Fatal, errors.CredentialsRejected, errors.ConfigError) as e:
+            self._ended_by(e)
         except Exception as e:
             log.exception("start-up failed")
             self.fail(EXIT_RUNTIME, f"internal error at start-up: {type(e).__name__}: {e}")
@@ -443,15 +436,17 @@ class BotApp:
             if not self.stopping.is_set() and task.get_name() not in ("group",):
                 self.fail(EXIT_RUNTIME, f"internal error: the {task.get_name()} loop ended unexpectedly")
             return
-        if isinstance(exc, (Stopping, BudgetClosed)) and self.stopping.is_set():
+        if isinstance(exc, errors.Stopping) and self.stopping.is_set():
             return
-        if isinstance(exc, Fatal):
-            self.fail(exc.code, str(exc))
-        elif isinstance(exc, (MattermostAuthError, DeskieAuthError)):
-            self.fail(EXIT_RUNTIME, str(exc))
+        if isinstance(exc, (errors.Fatal, errors.CredentialsRejected, errors.ConfigError)):
+            self._ended_by(exc)
         else:
             log.error("the %s loop died", task.get_name(), exc_info=exc)
             self.fail(EXIT_RUNTIME, f"internal error: the {task.get_name()} loop died: {type(exc).__name__}: {exc}")
+
+    def _ended_by(self, exc: BaseException) -> None:
+        """An error the bot cannot work past: the exit code and the line come from the error itself."""
+        self.fail(errors.exit_code_for(exc), errors.describe(exc))
 
     def _job(self, fn: Callable[[], Any]) -> Callable[[], Any]:
         async def job() -> None:
@@ -459,12 +454,10 @@ class BotApp:
                 return
             try:
                 await fn()
-            except (Stopping, BudgetClosed):
+            except errors.Stopping:
                 return
-            except (MattermostAuthError, DeskieAuthError) as e:
-                self.fail(EXIT_RUNTIME, str(e))
-            except Fatal as e:
-                self.fail(e.code, str(e))
+            except (errors.Fatal, errors.CredentialsRejected, errors.ConfigError) as e:
+                self._ended_by(e)
             except Exception as e:  # one failing run must not stop the schedule
                 log.warning("%s failed: %s: %s", getattr(fn, "__name__", "job"), type(e).__name__, e)
                 if self.store is not None:
@@ -620,17 +613,17 @@ class BotApp:
 
     async def _open_chat_for_case(self, case_id: int, custom: str) -> Conversation | None:
         assert self.rest is not None and self.store is not None and self.deskie is not None
-        kind, _, target = custom.partition(":")
-        if kind not in ("u", "c") or not target:
+        who = Customer.parse(custom)
+        if who is None:
             return None
         try:
-            if kind == "u":
-                user = await self.rest.get_user(target)
-                channel = await self.rest.direct_channel(target)
+            if who.kind is CustomerKind.PERSON:
+                user = await self.rest.get_user(who.id)
+                channel = await self.rest.direct_channel(who.id)
                 full_name = person_name(user)
             else:
-                channel = await self.rest.get_channel(target, fresh=True)
-                if not await self.rest.is_member(target, self.rest.me["id"]):
+                channel = await self.rest.get_channel(who.id, fresh=True)
+                if not await self.rest.is_member(who.id, self.rest.me["id"]):
                     return None
                 full_name = channel_name(channel)
         except MattermostRejected:
@@ -645,7 +638,7 @@ class BotApp:
         if existing is not None:  # recorded meanwhile through the other door
             return existing
         thread_mode = self.settings.chats.reply_mode == "thread"
-        key = f"{OUTGOING_THREAD}{case_id}" if thread_mode else f"ch:{channel['id']}"
+        key = ConvKey.outgoing(case_id) if thread_mode else ConvKey.channel(channel["id"])
         current = self.store.current_conversation(key)
         if current is not None:
             self.store.set_conversation_state(current.id, "closed")

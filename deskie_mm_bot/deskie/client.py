@@ -24,6 +24,7 @@ from typing import Any
 
 import requests
 
+from .. import errors
 from ..retry import Backoff
 from .ratebudget import Priority, RateBudget
 
@@ -33,11 +34,11 @@ CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 30.0
 
 
-class DeskieError(Exception):
+class DeskieError(errors.BotError):
     """Base class; the message never contains credentials."""
 
 
-class DeskieAuthError(DeskieError):
+class DeskieAuthError(DeskieError, errors.CredentialsRejected):
     """401, 403 or `staff_not_active`: the staff e-mail or API key is wrong, or that agent may not use
     the API. The bot cannot work on; the message names the key to fix."""
 
@@ -46,13 +47,13 @@ class DeskieAuthError(DeskieError):
 _AUTH_CODES = ("staff_not_active",)
 
 
-class DeskieUnavailable(DeskieError):
+class DeskieUnavailable(DeskieError, errors.Unavailable):
     def __init__(self, message: str, *, maybe_applied: bool = False) -> None:
         super().__init__(message)
         self.maybe_applied = maybe_applied
 
 
-class DeskieRejected(DeskieError):
+class DeskieRejected(DeskieError, errors.Rejected):
     def __init__(self, status: int, code: str, path: str) -> None:
         super().__init__(f"Deskie refused {path}: HTTP {status} {code}")
         self.status = status
@@ -63,7 +64,7 @@ class DeskieRejected(DeskieError):
         return self.status == 404 or self.code.endswith("not_found")
 
 
-class Stopping(DeskieError):
+class Stopping(DeskieError, errors.Stopping):
     """The bot is shutting down; the call was not sent."""
 
 

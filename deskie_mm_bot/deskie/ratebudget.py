@@ -19,6 +19,8 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from enum import IntEnum
 
+from .. import errors
+
 WINDOW = 60.0
 DEFAULT_LIMIT = 20  # Deskie's smallest plan; used until the account tells its own
 SMALL_PLAN = 100
@@ -30,7 +32,7 @@ class Priority(IntEnum):
     DIRECTORY = 2
 
 
-class BudgetClosed(RuntimeError):
+class BudgetClosed(errors.Stopping):
     """The bot is stopping: nobody waits for budget any more."""
 
 

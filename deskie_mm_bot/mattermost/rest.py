@@ -19,6 +19,8 @@ from mattermostautodriver.exceptions import (
     NoAccessTokenProvided,
 )
 
+from ..errors import CredentialsRejected, Rejected, Unavailable
+
 REQUEST_TIMEOUT = 30.0
 
 
@@ -44,15 +46,15 @@ class LruCache(OrderedDict[str, dict[str, Any]]):
             self.popitem(last=False)
 
 
-class MattermostAuthError(RuntimeError):
+class MattermostAuthError(CredentialsRejected):
     """The bot token was rejected (401): the bot cannot work on."""
 
 
-class MattermostUnavailable(RuntimeError):
+class MattermostUnavailable(Unavailable):
     """Timeouts, connection errors, 5xx: try again later."""
 
 
-class MattermostRejected(RuntimeError):
+class MattermostRejected(Rejected):
     def __init__(self, status: int, error_id: str, message: str) -> None:
         super().__init__(f"Mattermost refused: HTTP {status} {error_id}")
         self.status = status
