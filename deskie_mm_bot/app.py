@@ -41,6 +41,7 @@ from .deskie.ratebudget import BudgetClosed, RateBudget
 from .deskie.staff import StaffNames
 from .deskie.webhook import WebhookEvent
 from .errors import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, Fatal
+from .health import Health, LinkState, ServiceState
 from .mattermost.events import post_from_event
 from .mattermost.rest import (
     MattermostAuthError,
@@ -659,24 +660,14 @@ class BotApp:
 
     # ---- health and metrics -----------------------------------------------------------------------
     def health(self) -> tuple[bool, dict[str, Any]]:
-        ws_ok = bool(self.ws and self.ws.connected.is_set())
-        deskie_state = "unknown"
-        if self.deskie is not None:
-            d = self.deskie
-            if d.budget.paused_for() > 0:
-                deskie_state = "rate_limited"
-            elif d.last_error_at is not None and (d.last_ok_at is None or d.last_error_at > d.last_ok_at):
-                deskie_state = "failing"
-            elif d.last_ok_at is not None:
-                deskie_state = "ok"
-        deskie_ok = deskie_state in ("ok", "rate_limited", "unknown")
-        state = {
-            "mattermost": {"websocket": "connected" if ws_ok else "disconnected",
-                           "reconnects": self.ws.reconnects if self.ws else 0},
-            "deskie": {"state": deskie_state, "last_error": self.deskie.last_error if self.deskie else None},
-            "stopping": self.stopping.is_set(),
-        }
-        return ws_ok and deskie_ok and not self.stopping.is_set(), state
+        state = Health(
+            websocket=self.ws.state() if self.ws is not None else LinkState.DISCONNECTED,
+            reconnects=self.ws.reconnects if self.ws is not None else 0,
+            deskie=self.deskie.state() if self.deskie is not None else ServiceState.UNKNOWN,
+            deskie_last_error=self.deskie.last_error if self.deskie is not None else None,
+            stopping=self.stopping.is_set(),
+        )
+        return state.ok, state.as_json()
 
     def metric_totals(self) -> dict[str, float]:
         ws = self.ws
