@@ -5,11 +5,9 @@ from __future__ import annotations
 from deskie_mm_bot.health import Health, LinkState, ServiceState
 
 
-def _health(**kw: object) -> Health:
-    base: dict[str, object] = {"websocket": LinkState.CONNECTED, "reconnects": 2, "deskie": ServiceState.OK,
-                               "deskie_last_error": None, "stopping": False}
-    base.update(kw)
-    return Health(**base)  # type: ignore[arg-type]
+def _health(*, websocket: LinkState = LinkState.CONNECTED, deskie: ServiceState = ServiceState.OK,
+            last_error: str | None = None, stopping: bool = False) -> Health:
+    return Health(websocket=websocket, reconnects=2, deskie=deskie, deskie_last_error=last_error, stopping=stopping)
 
 
 def test_healthy_only_when_every_part_is() -> None:
@@ -21,7 +19,7 @@ def test_healthy_only_when_every_part_is() -> None:
 
 
 def test_the_json_keeps_its_documented_shape() -> None:
-    assert _health(deskie=ServiceState.FAILING, deskie_last_error="HTTP 503").as_json() == {
+    assert _health(deskie=ServiceState.FAILING, last_error="HTTP 503").as_json() == {
         "mattermost": {"websocket": "connected", "reconnects": 2},
         "deskie": {"state": "failing", "last_error": "HTTP 503"},
         "stopping": False,
