@@ -41,6 +41,7 @@ from .deskie.ratebudget import BudgetClosed, RateBudget
 from .deskie.staff import StaffNames
 from .deskie.webhook import WebhookEvent
 from .errors import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, Fatal
+from .health import Health, LinkState, ServiceState
 from .mattermost.events import post_from_event
 from .mattermost.rest import (
     MattermostAuthError,
@@ -50,13 +51,13 @@ from .mattermost.rest import (
     ssl_context,
 )
 from .mattermost.websocket import MattermostWebsocket
-from .message import ChatPost
 from .metrics import Metrics
+from .model import ChatPost, ConvKey, Customer, CustomerKind
 from .relay.catchup import CatchUp
 from .relay.inbound import FileUnavailable, InboundRelay, Target
 from .relay.intake import Intake, IntakeRules, channel_name, person_name
 from .relay.lifecycle import IdleSweeper
-from .relay.outbound import OUTGOING_THREAD, FileNotBrought, OutboundRelay, PermanentPostError, WebhookRefused
+from .relay.outbound import FileNotBrought, OutboundRelay, PermanentPostError, WebhookRefused
 from .relay.reactions import ReactionRefused, StatusReactions
 from .relay.reconcile import Reconciler
 from .retry import Backoff
@@ -613,17 +614,17 @@ class BotApp:
 
     async def _open_chat_for_case(self, case_id: int, custom: str) -> Conversation | None:
         assert self.rest is not None and self.store is not None and self.deskie is not None
-        kind, _, target = custom.partition(":")
-        if kind not in ("u", "c") or not target:
+        who = Customer.parse(custom)
+        if who is None:
             return None
         try:
-            if kind == "u":
-                user = await self.rest.get_user(target)
-                channel = await self.rest.direct_channel(target)
+            if who.kind is CustomerKind.PERSON:
+                user = await self.rest.get_user(who.id)
+                channel = await self.rest.direct_channel(who.id)
                 full_name = person_name(user)
             else:
-                channel = await self.rest.get_channel(target, fresh=True)
-                if not await self.rest.is_member(target, self.rest.me["id"]):
+                channel = await self.rest.get_channel(who.id, fresh=True)
+                if not await self.rest.is_member(who.id, self.rest.me["id"]):
                     return None
                 full_name = channel_name(channel)
         except MattermostRejected:
@@ -638,7 +639,7 @@ class BotApp:
         if existing is not None:  # recorded meanwhile through the other door
             return existing
         thread_mode = self.settings.chats.reply_mode == "thread"
-        key = f"{OUTGOING_THREAD}{case_id}" if thread_mode else f"ch:{channel['id']}"
+        key = ConvKey.outgoing(case_id) if thread_mode else ConvKey.channel(channel["id"])
         current = self.store.current_conversation(key)
         if current is not None:
             self.store.set_conversation_state(current.id, "closed")
@@ -659,24 +660,14 @@ class BotApp:
 
     # ---- health and metrics -----------------------------------------------------------------------
     def health(self) -> tuple[bool, dict[str, Any]]:
-        ws_ok = bool(self.ws and self.ws.connected.is_set())
-        deskie_state = "unknown"
-        if self.deskie is not None:
-            d = self.deskie
-            if d.budget.paused_for() > 0:
-                deskie_state = "rate_limited"
-            elif d.last_error_at is not None and (d.last_ok_at is None or d.last_error_at > d.last_ok_at):
-                deskie_state = "failing"
-            elif d.last_ok_at is not None:
-                deskie_state = "ok"
-        deskie_ok = deskie_state in ("ok", "rate_limited", "unknown")
-        state = {
-            "mattermost": {"websocket": "connected" if ws_ok else "disconnected",
-                           "reconnects": self.ws.reconnects if self.ws else 0},
-            "deskie": {"state": deskie_state, "last_error": self.deskie.last_error if self.deskie else None},
-            "stopping": self.stopping.is_set(),
-        }
-        return ws_ok and deskie_ok and not self.stopping.is_set(), state
+        state = Health(
+            websocket=self.ws.state() if self.ws is not None else LinkState.DISCONNECTED,
+            reconnects=self.ws.reconnects if self.ws is not None else 0,
+            deskie=self.deskie.state() if self.deskie is not None else ServiceState.UNKNOWN,
+            deskie_last_error=self.deskie.last_error if self.deskie is not None else None,
+            stopping=self.stopping.is_set(),
+        )
+        return state.ok, state.as_json()
 
     def metric_totals(self) -> dict[str, float]:
         ws = self.ws

@@ -11,6 +11,7 @@ from .config import Settings
 from .deskie.client import DeskieClient, DeskieError, find_group
 from .deskie.ratebudget import Priority, RateBudget
 from .mattermost.rest import MattermostAuthError, MattermostRejected, MattermostRest, MattermostUnavailable
+from .model import ConvKey, Customer
 from .relay.intake import channel_name, person_name
 from .store import Store
 
@@ -146,13 +147,13 @@ async def _resolve_target(rest: MattermostRest, settings: Settings, to: str) -> 
         if not users:
             raise TargetNotFound(f"no member @{name}")
         channel = await rest.direct_channel(users[0]["id"])
-        return channel, f"u:{users[0]['id']}", person_name(users[0])
+        return channel, str(Customer.person(users[0]["id"])), person_name(users[0])
     for team in await rest.teams():
         if settings.mattermost.team and team.get("name") != settings.mattermost.team:
             continue
         for ch in await rest.search_team_channels(team["id"], name):
             if ch.get("name") == name and await rest.is_member(ch["id"], rest.me["id"]):
-                return ch, f"c:{ch['id']}", channel_name(ch)
+                return ch, str(Customer.channel(ch["id"])), channel_name(ch)
     raise TargetNotFound(f"no channel ~{name} with the bot in it")
 
 
@@ -179,7 +180,7 @@ async def send_outgoing(settings: Settings, to: str, subject: str | None, text: 
         post = await rest.create_post(channel["id"], text, props={"deskie_case_id": str(case["case_id"])})
         # In thread mode the chat lives in the thread of this first post.
         thread = settings.chats.reply_mode == "thread"
-        key = f"th:{post['id']}" if thread else f"ch:{channel['id']}"
+        key = ConvKey.thread(post["id"]) if thread else ConvKey.channel(channel["id"])
         current = store.current_conversation(key)
         if current is not None:
             store.set_conversation_state(current.id, "closed")

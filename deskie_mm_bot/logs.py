@@ -9,7 +9,13 @@ import time
 from collections.abc import Iterable
 from urllib.parse import quote
 
-from .config import redact
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """Replace every occurrence of each non-empty secret in ``text`` with ``***``."""
+    # Longest first, so that a secret containing another one is replaced as a whole.
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 class RedactingFilter(logging.Filter):

@@ -25,6 +25,7 @@ from typing import Any
 import requests
 
 from .. import errors
+from ..health import ServiceState
 from ..retry import Backoff
 from .ratebudget import Priority, RateBudget
 
@@ -136,6 +137,14 @@ class DeskieClient:
         """Draining before a stop: requests still go out, but a failure is final at once (no backoff
         waits on a server that fails; a rate limit is still waited for, within the caller's deadline)."""
         self._no_retries = True
+
+    def state(self) -> ServiceState:
+        """How Deskie has been answering: rate limited (waiting), failing since the last success, ok."""
+        if self.budget.paused_for() > 0:
+            return ServiceState.RATE_LIMITED
+        if self.last_error_at is not None and (self.last_ok_at is None or self.last_error_at > self.last_ok_at):
+            return ServiceState.FAILING
+        return ServiceState.OK if self.last_ok_at is not None else ServiceState.UNKNOWN
 
     def stop_retrying(self) -> None:
         """Shutting down: a request on the wire finishes, but nothing new starts and no retry waits."""

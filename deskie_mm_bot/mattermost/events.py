@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any
 
-from ..message import ChatPost
+from ..model import ChatPost
 
 
 def _flag(value: Any) -> bool:

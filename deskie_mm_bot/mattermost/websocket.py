@@ -25,6 +25,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from ..health import LinkState
 from ..retry import Backoff
 from .rest import MattermostAuthError, MattermostUnavailable
 
@@ -39,6 +40,10 @@ class SequenceGap(Exception):
 
 
 class MattermostWebsocket:
+
+    def state(self) -> LinkState:
+        return LinkState.CONNECTED if self.connected.is_set() else LinkState.DISCONNECTED
+
     def __init__(
         self,
         base_url: str,

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..mattermost.events import post_from_dict
 from ..mattermost.rest import MattermostAuthError, MattermostRejected, MattermostRest, MattermostUnavailable
-from ..message import ChatPost
+from ..model import ChatPost
 from ..retry import Backoff
 from ..store import Store
 

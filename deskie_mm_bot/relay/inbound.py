@@ -24,6 +24,7 @@ from ..blocking import off_loop
 from ..deskie.client import DeskieAuthError, DeskieClient, DeskieRejected, DeskieUnavailable, Stopping
 from ..deskie.ratebudget import Priority
 from ..mattermost.markdown import markdown_to_html, text_to_html
+from ..model import BatchOp, ConvState, ItemKind, OutboxState, Speaker
 from ..retry import Backoff
 from ..store import Batch, Conversation, OutboxItem, Store
 
@@ -187,15 +188,15 @@ class InboundRelay:
                 break
             run.append(it)
         conv = await self._live_conversation(key)
-        if run[0].kind == "note":
+        if run[0].kind == ItemKind.NOTE:
             if conv is None or conv.case_id is None:
                 # The case a change refers to no longer exists: nothing to annotate.
-                self.store.finish_batch(self.store.begin_batch(key, None, "add_note", "", [i.id for i in run], 0).id,
-                                        state="sent")
+                self.store.finish_batch(self.store.begin_batch(key, None, BatchOp.ADD_NOTE, "", [i.id for i in run], 0).id,
+                                        state=OutboxState.SENT)
                 return self.clock()
-            op = "add_note"
+            op = BatchOp.ADD_NOTE
         else:
-            op = "add_message" if conv is not None else "create_case"
+            op = BatchOp.ADD_MESSAGE if conv is not None else BatchOp.CREATE_CASE
         content = compose(run)
         batch = self.store.begin_batch(
             key, conv.id if conv else None, op, content, [i.id for i in run], conv.last_message_id if conv else 0
@@ -213,14 +214,14 @@ class InboundRelay:
         if len(items) > 1:
             return True
         conv = self.store.current_conversation(key)
-        return conv is not None and conv.last_speaker == "customer" and (
+        return conv is not None and conv.last_speaker == Speaker.CUSTOMER and (
             self.clock() - conv.last_activity_at < HOLD_WHEN_SCARCE
         )
 
     async def _live_conversation(self, key: str) -> Conversation | None:
         """The conversation posts should go to: an ended chat continues only while its case is open."""
         conv = self.store.current_conversation(key)
-        if conv is None or conv.state != "ended" or conv.case_id is None:
+        if conv is None or conv.state != ConvState.ENDED or conv.case_id is None:
             return conv
         return None if await self._closed_in_deskie(conv) else conv
 
@@ -253,7 +254,7 @@ class InboundRelay:
         return files, problems
 
     async def _send(self, batch: Batch, items: list[OutboxItem]) -> None:
-        files, problems = await self._attachments(items) if batch.op != "add_note" else ([], [])
+        files, problems = await self._attachments(items) if batch.op != BatchOp.ADD_NOTE else ([], [])
         content = batch.content
         if problems:
             content = (content + "\n" + "\n".join(problems)).strip()
@@ -262,7 +263,7 @@ class InboundRelay:
         content_html = compose_html(items, problems) or text_to_html(content)
         conv = self.store.conversation(batch.conversation_id) if batch.conversation_id else None
         try:
-            if batch.op == "create_case":
+            if batch.op == BatchOp.CREATE_CASE:
                 first = items[0]
                 case = await off_loop(self.pool,
                     self.deskie.create_case,
@@ -280,14 +281,14 @@ class InboundRelay:
                 log.info("relayed %d post(s) of %s to Deskie (new case %s)", len(items), batch.conv_key,
                          case.get("case_id"))
                 return
-            elif batch.op == "add_message":
+            elif batch.op == BatchOp.ADD_MESSAGE:
                 assert conv is not None and conv.case_id is not None
                 msg = await off_loop(self.pool,
                     self.deskie.add_user_message, conv.case_id, await self._case_user(conv), content, files or None,
                     content_html=content_html,
                 )
                 with self.store.lazy_commits():  # the write is made: an in-flight batch is looked for first
-                    self.store.touch_conversation(conv.id, "customer", int(msg.get("message_id") or 0))
+                    self.store.touch_conversation(conv.id, Speaker.CUSTOMER, int(msg.get("message_id") or 0))
                     self.store.record_own_write(conv.id, msg.get("created_at"))
                     self.store.finish_batch(batch.id)
                 self.sent_batches += 1
@@ -300,17 +301,17 @@ class InboundRelay:
                 self.store.saw_message_id(conv.id, int(note.get("message_id") or 0))
                 self.store.record_own_write(conv.id, note.get("created_at"))
         except DeskieRejected as e:
-            if batch.op in ("add_message", "add_note") and conv is not None and await self._case_gone(conv, e):
-                if batch.op == "add_note":
-                    self.store.finish_batch(batch.id, state="sent")
+            if batch.op in (BatchOp.ADD_MESSAGE, BatchOp.ADD_NOTE) and conv is not None and await self._case_gone(conv, e):
+                if batch.op == BatchOp.ADD_NOTE:
+                    self.store.finish_batch(batch.id, state=OutboxState.SENT)
                     return
                 # The case was closed in Deskie: this message starts a new case.
-                self.store.retarget_batch(batch.id, None, "create_case", 0)
+                self.store.retarget_batch(batch.id, None, BatchOp.CREATE_CASE, 0)
                 retargeted = self.store.inflight_batch(batch.conv_key)
                 assert retargeted is not None
                 await self._send(retargeted, items)
                 return
-            self.store.finish_batch(batch.id, state="failed")
+            self.store.finish_batch(batch.id, state=OutboxState.FAILED)
             self.store.record_error("deskie", f"{batch.op} refused: {e}")
             log.error("Deskie refused %s for %s: %s", batch.op, batch.conv_key, e)
             return
@@ -354,7 +355,7 @@ class InboundRelay:
 
     async def _case_gone(self, conv: Conversation, err: DeskieRejected) -> bool:
         if err.not_found:
-            self.store.set_conversation_state(conv.id, "closed")
+            self.store.set_conversation_state(conv.id, ConvState.CLOSED)
             return True
         return await self._closed_in_deskie(conv)
 
@@ -371,7 +372,7 @@ class InboundRelay:
                 raise
             gone = True
         if gone:
-            self.store.set_conversation_state(conv.id, "closed")
+            self.store.set_conversation_state(conv.id, ConvState.CLOSED)
         if closed:  # seen at this write: the chat's first post gets its check mark
             self.store.want_reaction(conv.id, "closed_mark")
         return gone
@@ -382,14 +383,14 @@ class InboundRelay:
         if not items:
             self.store.finish_batch(batch.id)
             return True
-        if batch.op == "create_case":
+        if batch.op == BatchOp.CREATE_CASE:
             return await self._case_exists(batch, items)
         conv = self.store.conversation(batch.conversation_id) if batch.conversation_id else None
         if conv is None or conv.case_id is None:
             return False
         found = await self._message_exists(batch, conv)
         if found is not None:
-            self.store.touch_conversation(conv.id, "customer", found)
+            self.store.touch_conversation(conv.id, Speaker.CUSTOMER, found)
             self.store.finish_batch(batch.id)
             log.info("in-flight write for %s was already in Deskie; not sent again", batch.conv_key)
             return True
@@ -463,7 +464,7 @@ class InboundRelay:
                 self.deskie.list_messages, conv.case_id, order="asc", limit=100, priority=Priority.CUSTOMER
             )
             candidates = page.items[1:]
-        want_note = batch.op == "add_note"
+        want_note = batch.op == BatchOp.ADD_NOTE
         for m in candidates:
             mid = int(m.get("message_id") or 0)
             if mid <= batch.since_message_id:

@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..message import ChatPost
+from ..model import ChatPost, ConvKey, Customer, ItemKind
 from ..store import Store
 
 log = logging.getLogger(__name__)
@@ -92,21 +92,21 @@ class Intake:
         author_name = person_name(author)
         if self.rules.reply_mode == "thread":
             root = post.root_id or post.post_id
-            key = f"th:{root}"
+            key = ConvKey.thread(root)
             reply_root = root
             existing = self.store.current_conversation(key)
             if existing is not None:
                 custom_id, full_name = existing.user_custom_id, existing.user_full_name
             else:
-                custom_id, full_name = f"u:{post.user_id}", author_name
+                custom_id, full_name = str(Customer.person(post.user_id)), author_name
             show_author = not direct
         elif direct:
-            key, reply_root = f"ch:{post.channel_id}", ""
-            custom_id, full_name = f"u:{post.user_id}", author_name
+            key, reply_root = ConvKey.channel(post.channel_id), ""
+            custom_id, full_name = str(Customer.person(post.user_id)), author_name
             show_author = False
         else:
-            key, reply_root = f"ch:{post.channel_id}", ""
-            custom_id, full_name = f"c:{post.channel_id}", channel_name(channel)
+            key, reply_root = ConvKey.channel(post.channel_id), ""
+            custom_id, full_name = str(Customer.channel(post.channel_id)), channel_name(channel)
             show_author = True
         fresh = self.store.enqueue_post(
             post_id=post.post_id,
@@ -130,7 +130,7 @@ class Intake:
         return (
             self.store.has_post(root_id)
             or self.store.is_answer_post(root_id)
-            or self.store.current_conversation(f"th:{root_id}") is not None
+            or self.store.current_conversation(ConvKey.thread(root_id)) is not None
         )
 
     def _record_change(self, post: ChatPost) -> bool:
@@ -156,7 +156,7 @@ class Intake:
             text=text,
             file_ids=[],
             posted_at=(post.delete_at_ms or post.edit_at_ms) / 1000.0,
-            kind="note",
+            kind=ItemKind.NOTE,
             refetchable=True,
         )
 

@@ -15,6 +15,7 @@ from concurrent.futures import Executor
 from ..blocking import off_loop
 from ..deskie.client import DeskieClient, DeskieRejected
 from ..deskie.ratebudget import Priority
+from ..model import ConvState, Speaker
 from ..store import Store
 
 log = logging.getLogger(__name__)
@@ -43,17 +44,17 @@ class IdleSweeper:
         for conv in self.store.idle_conversations(older_than):
             # Looked at again for each chat: the calls below wait on Deskie, and meanwhile customers write.
             fresh = self.store.conversation(conv.id)
-            if fresh is None or fresh.state != "active" or fresh.last_activity_at >= older_than:
+            if fresh is None or fresh.state != ConvState.ACTIVE or fresh.last_activity_at >= older_than:
                 continue
             conv = fresh
             if conv.case_id is None or conv.conv_key in set(self.store.pending_conv_keys()):
                 continue  # posts still on their way keep the chat alive
-            status = "open" if conv.last_speaker == "customer" else "waiting"
+            status = "open" if conv.last_speaker == Speaker.CUSTOMER else "waiting"
             try:
                 # An agent may have closed the case since the last poll: setting a status would reopen it.
                 case = await off_loop(self.pool, self.deskie.get_case, conv.case_id, Priority.RECONCILE)
                 if case.get("status") == "closed":
-                    self.store.set_conversation_state(conv.id, "closed")
+                    self.store.set_conversation_state(conv.id, ConvState.CLOSED)
                     continue
                 if case.get("status") != status:
                     changed = await off_loop(
@@ -63,7 +64,7 @@ class IdleSweeper:
             except DeskieRejected as e:
                 if not e.not_found:
                     raise
-                self.store.set_conversation_state(conv.id, "closed")
+                self.store.set_conversation_state(conv.id, ConvState.CLOSED)
                 continue
             if not self.store.end_if_idle(conv.id, older_than):
                 # A message went one way or the other while the status was being set: the chat goes on.

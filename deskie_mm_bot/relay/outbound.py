@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from ..deskie.files import file_name
 from ..deskie.formatting import MM_LIMIT, message_body, split_message
 from ..deskie.webhook import WebhookEvent
+from ..model import ConvKey, ConvState, ItemKind, ReplyState, Speaker
 from ..retry import backoff_delay
 from ..store import Conversation, Reply, Store
 
@@ -31,7 +32,6 @@ log = logging.getLogger(__name__)
 
 PROP_MESSAGE = "deskie_message_id"
 PROP_PART = "deskie_part"
-OUTGOING_THREAD = "out:"  # key of an agent-started thread-mode chat until its first post exists
 FILES_PER_POST = 5  # Mattermost's limit of file_ids on one post
 ROOM_FOR_FILE_LINES = 2000  # a text part leaves this much room for naming files that did not come
 
@@ -148,9 +148,9 @@ class OutboundRelay:
                 raise WebhookRefused(404, "unknown case")
         if event.custom_user_id and event.custom_user_id != conv.user_custom_id:
             raise WebhookRefused(403, "user does not match the case")
-        if conv.state == "closed" and self.store.current_conversation(conv.conv_key) is None:
+        if conv.state == ConvState.CLOSED and self.store.current_conversation(conv.conv_key) is None:
             # The agent reopened the case by answering: the customer's reply belongs to it again.
-            self.store.set_conversation_state(conv.id, "active")
+            self.store.set_conversation_state(conv.id, ConvState.ACTIVE)
         text = reply_text(event.content, event.content_html, event.attachments)
         if not text and not event.attachments:
             return "ignored: empty"
@@ -197,13 +197,13 @@ class OutboundRelay:
         if conv is None:
             conv = self.store.conversation_by_case(reply.case_id)
         if conv is None:
-            self.store.finish_reply(reply.id, "dropped", "no conversation for the case")
+            self.store.finish_reply(reply.id, ReplyState.DROPPED, "no conversation for the case")
             return True
         try:
             await self._deliver(reply, conv)
             return True
         except PermanentPostError as e:
-            self.store.finish_reply(reply.id, "dropped", str(e))
+            self.store.finish_reply(reply.id, ReplyState.DROPPED, str(e))
             self.store.record_error("mattermost", f"answer for case {reply.case_id} not posted: {e}")
             log.error("answer for case %s cannot be posted: %s", reply.case_id, e)
             self._tell_agent(reply, conv, str(e))
@@ -238,7 +238,7 @@ class OutboundRelay:
             text=text,
             file_ids=[],
             posted_at=self.clock(),
-            kind="note",
+            kind=ItemKind.NOTE,
         )
         self.on_note()
 
@@ -246,7 +246,7 @@ class OutboundRelay:
         """The name the answer is posted under, chosen once before its first post."""
         if reply.agent_name is not None:
             return reply.agent_name
-        if reply.state == "posting":
+        if reply.state == ReplyState.POSTING:
             return ""  # begun before names were kept: its parts must stay as they were
         name = ""
         if self.names is not None:
@@ -259,7 +259,7 @@ class OutboundRelay:
         posts = plan_posts(with_agent_name(name, reply.body), len(reply.attachments))
         done = reply.parts_posted
         key = str(reply.message_id) if reply.message_id is not None else f"r{reply.id}"
-        if reply.state == "posting":
+        if reply.state == ReplyState.POSTING:
             # We may have crashed between posting and recording: look before posting again.
             since = int(reply.received_at * 1000) - 60_000
             # The id may have been learnt since the post was made (a webhook without one): either key.
@@ -270,9 +270,9 @@ class OutboundRelay:
                     self.store.record_reply_part(reply.id, str(post["id"]))
                     done += 1
             first = (self.store.reply(reply.id) or reply).post_ids[:1]
-            if conv.conv_key.startswith(OUTGOING_THREAD) and first and first[0]:
+            if ConvKey.is_outgoing(conv.conv_key) and first and first[0]:
                 # The thread's first post was made before the crash, and the chat not yet moved into it.
-                self.store.rekey_conversation(conv.id, f"th:{first[0]}", first[0])
+                self.store.rekey_conversation(conv.id, ConvKey.thread(first[0]), first[0])
                 conv = self.store.conversation(conv.id) or conv
         else:
             self.store.mark_reply_posting(reply.id)
@@ -297,14 +297,14 @@ class OutboundRelay:
             )
             with self.store.lazy_commits():  # still `posting`: after a power cut the channel is looked at first
                 self.store.record_reply_part(reply.id, str(post.get("id", "")))
-            if conv.conv_key.startswith(OUTGOING_THREAD) and post.get("id"):
+            if ConvKey.is_outgoing(conv.conv_key) and post.get("id"):
                 # An agent-started chat in thread mode: its first post is the thread the chat lives in.
                 root_id = str(post["id"])
-                self.store.rekey_conversation(conv.id, f"th:{root_id}", root_id)
+                self.store.rekey_conversation(conv.id, ConvKey.thread(root_id), root_id)
                 conv = self.store.conversation(conv.id) or conv
         with self.store.lazy_commits():
             self.store.finish_reply(reply.id)
-            self.store.touch_conversation(conv.id, "agent", reply.message_id or 0)
+            self.store.touch_conversation(conv.id, Speaker.AGENT, reply.message_id or 0)
         # The chat's first answer: its first customer post gets :eyes: (asked for once only).
         self.store.want_reaction(conv.id, "eyes")
         self.posted += 1

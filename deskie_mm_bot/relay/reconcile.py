@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from ..blocking import off_loop
 from ..deskie.client import DeskieClient, DeskieRejected
 from ..deskie.ratebudget import Priority
+from ..model import ConvState
 from ..store import Conversation, Store, content_hash
 from .outbound import reply_text
 
@@ -184,13 +185,13 @@ class Reconciler:
             return 0
         if case.get("status") == "closed":
             self.store.want_reaction(conv.id, "closed_mark")  # once per chat, however often seen
-        if case.get("status") == "closed" and conv.state != "closed":
-            self.store.set_conversation_state(conv.id, "closed")
+        if case.get("status") == "closed" and conv.state != ConvState.CLOSED:
+            self.store.set_conversation_state(conv.id, ConvState.CLOSED)
             log.info("case %s was closed in Deskie; the next message opens a new case", case_id)
-        elif (case.get("status") in ("open", "waiting") and conv.state == "closed" and queued
+        elif (case.get("status") in ("open", "waiting") and conv.state == ConvState.CLOSED and queued
               and self.store.current_conversation(conv.conv_key) is None):
             # Reopened by an agent's answer: the customer's reply belongs to this case again.
-            self.store.set_conversation_state(conv.id, "active")
+            self.store.set_conversation_state(conv.id, ConvState.ACTIVE)
         if updated_at and not at_edge:
             # Times have one-second resolution: a case changed in the newest second of this listing
             # may change again within that second, after the list call, keeping the same updated_at.
@@ -206,7 +207,7 @@ class Reconciler:
         except DeskieRejected as e:
             # One case Deskie will not show (deleted, say) must not stop the poll for the others.
             if e.not_found:
-                self.store.set_conversation_state(conv.id, "closed")
+                self.store.set_conversation_state(conv.id, ConvState.CLOSED)
             log.warning("reconciliation skips case %s: %s", case_id, e)
             return None
         answers = [

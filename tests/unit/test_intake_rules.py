@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from deskie_mm_bot.mattermost.events import mentions_username, post_from_dict, post_from_event
-from deskie_mm_bot.message import ChatPost
+from deskie_mm_bot.model import ChatPost
 from deskie_mm_bot.relay.intake import Intake, IntakeRules
 from deskie_mm_bot.store import Store
 

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from deskie_mm_bot.relay.outbound import OUTGOING_THREAD, PROP_MESSAGE, PROP_PART, OutboundRelay
+from deskie_mm_bot.model import ConvKey
+from deskie_mm_bot.relay.outbound import PROP_MESSAGE, PROP_PART, OutboundRelay
 from deskie_mm_bot.store import Store
 
 pytestmark = pytest.mark.timeout(10)
@@ -39,7 +40,7 @@ class Poster:
 def _setup(tmp_path: Path) -> tuple[Store, int, int]:
     store = Store(tmp_path / "s.sqlite3")
     conv = store.create_conversation(
-        conv_key=f"{OUTGOING_THREAD}{CASE}", channel_id="dm1", reply_root_id="", user_custom_id="u:jane",
+        conv_key=ConvKey.outgoing(CASE), channel_id="dm1", reply_root_id="", user_custom_id="u:jane",
         user_full_name="Jane", case_id=CASE, case_number="1-1", deskie_user_id=5, last_message_id=0,
         case_updated_at=None, last_speaker="agent",
     )

@@ -1,303 +1,35 @@
-"""Typed, validated settings read from the bot's YAML config file.
+"""Reading the bot's YAML config file into :class:`~.model.Settings`.
 
-The file format is the contract in ``docs/design.md`` ("Config file (YAML)").  Everything here is
-stdlib dataclasses plus PyYAML; nothing touches the network.
-
-Errors are raised as :class:`ConfigError`, whose ``str()`` is one line of the form
-``"<dotted.key>: <problem>"`` and never contains a secret value (bot token, API key, webhook secret).
+Strict YAML (duplicate keys refused), ``${VAR}`` expansion, and one reader per section that knows which
+keys were used; the known keys come from the settings dataclasses' fields.  Everything here is stdlib plus
+PyYAML; nothing touches the network.
 """
 
 from __future__ import annotations
 
 import difflib
-import math
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, NoReturn
-from urllib.parse import SplitResult, urlsplit
+from dataclasses import MISSING, fields, is_dataclass
+from typing import Any, NoReturn, get_type_hints
 
 import yaml
 
-from .errors import ConfigError  # noqa: F401  (re-exported: part of this module's interface)
-
-__all__ = [
-    "ChatsSettings",
-    "ConfigError",
-    "DeskieSettings",
-    "LogSettings",
-    "MattermostSettings",
-    "Settings",
-    "StateSettings",
-    "WebhookSettings",
-    "load_config",
-    "parse_config",
-    "parse_duration",
-    "redact",
-]
-
-REPLY_MODES = ("group_chat", "thread")
-LOG_LEVELS = ("debug", "info", "warning", "error")
-LOG_FORMATS = ("text", "json")
-DEFAULT_LISTEN = "127.0.0.1:8085"
-DEFAULT_STATE_PATH = "deskie-mm-bot.sqlite3"
-WEBHOOK_SECRET_MIN_LENGTH = 16
-
-# Keys whose values are secrets: never echoed in an error message.
-SECRET_KEYS = frozenset({"mattermost.bot_token", "deskie.api_key", "webhook.secret"})
-
-
-# --------------------------------------------------------------------------------------------------
-# Errors and redaction
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """Replace every occurrence of each non-empty secret in ``text`` with ``***``."""
-    # Longest first, so that a secret containing another one is replaced as a whole.
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
-
-
-# --------------------------------------------------------------------------------------------------
-# Settings
-
-
-def _split_http_url(url: str) -> SplitResult:
-    return urlsplit(url)
-
-
-def _default_port(scheme: str) -> int:
-    return 443 if scheme == "https" else 80
-
-
-class _ServiceUrl:
-    """scheme / host / port of a normalised ``url`` field (shared by both services' sections)."""
-
-    url: str
-
-    @property
-    def scheme(self) -> str:
-        return _split_http_url(self.url).scheme
-
-    @property
-    def host(self) -> str:
-        """Host name or IP address (an IPv6 address without brackets)."""
-        return _split_http_url(self.url).hostname or ""
-
-    @property
-    def port(self) -> int:
-        parts = _split_http_url(self.url)
-        return parts.port or _default_port(parts.scheme)
-
-
-@dataclass(frozen=True)
-class MattermostSettings(_ServiceUrl):
-    """``mattermost:`` section.  ``url`` is normalised: ``scheme://host[:port]``, no trailing slash."""
-
-    url: str
-    bot_token: str = field(repr=False)
-    team: str = ""
-    ca_file: str | None = None
-    insecure: bool = False
-    ping_interval: float = 30.0
-
-
-@dataclass(frozen=True)
-class DeskieSettings(_ServiceUrl):
-    """``deskie:`` section.  ``url`` is normalised like Mattermost's (trailing slash stripped)."""
-
-    url: str
-    staff_email: str
-    api_key: str = field(repr=False)
-    channel: str
-    default_group: str
-    rate_limit_per_minute: int | None = None
-    ca_file: str | None = None
-    insecure: bool = False
-
-
-@dataclass(frozen=True)
-class WebhookSettings:
-    """``webhook:`` section.  ``host``/``port`` are derived from ``listen`` (``host:port``, ``[v6]:port``)."""
-
-    listen: str = DEFAULT_LISTEN
-    secret: str = field(default="", repr=False)
-    # The URL Deskie calls, without /deskie/webhook/<secret> (check --online compares it).
-    public_url: str | None = None
-
-    def webhook_url(self, secret_shown: str | None = None) -> str | None:
-        """The webhook URL Deskie should call (the secret masked when ``secret_shown`` is given)."""
-        if self.public_url is None:
-            return None
-        secret = self.secret if secret_shown is None else secret_shown
-        return f"{self.public_url}/deskie/webhook/{secret}"
-
-    @property
-    def host(self) -> str:
-        """The address to bind, without brackets for IPv6 (``"::1"``)."""
-        return _parse_listen(self.listen, "webhook.listen")[0]
-
-    @property
-    def port(self) -> int:
-        return _parse_listen(self.listen, "webhook.listen")[1]
-
-    @property
-    def weak_secret(self) -> bool:
-        """Shorter than a guessable-path secret should be; the bot warns at every start."""
-        return len(self.secret) < WEBHOOK_SECRET_MIN_LENGTH
-
-
-@dataclass(frozen=True)
-class ChatsSettings:
-    mention_only: bool = True
-    reply_mode: str = "group_chat"
-    idle_timeout: float = 600.0
-    poll_interval: float = 30.0
-    agent_name: bool = True
-    reactions: bool = True
-
-
-@dataclass(frozen=True)
-class StateSettings:
-    path: str = DEFAULT_STATE_PATH
-
-
-@dataclass(frozen=True)
-class LogSettings:
-    level: str = "info"
-    format: str = "text"
-
-
-@dataclass(frozen=True)
-class Settings:
-    mattermost: MattermostSettings
-    deskie: DeskieSettings
-    webhook: WebhookSettings
-    chats: ChatsSettings = field(default_factory=ChatsSettings)
-    state: StateSettings = field(default_factory=StateSettings)
-    log: LogSettings = field(default_factory=LogSettings)
-    source_path: str | None = None
-
-    def secrets(self) -> list[str]:
-        """The bot token, the API key and the webhook secret (the non-empty ones), for log redaction."""
-        values = [self.mattermost.bot_token, self.deskie.api_key, self.webhook.secret]
-        return [v for v in values if v]
-
-
-# --------------------------------------------------------------------------------------------------
-# Small parsers (public: parse_duration)
-
-_DURATION_RE = re.compile(
-    r"""^(?:(?P<d>\d+(?:\.\d+)?)d\s*)?
-         (?:(?P<h>\d+(?:\.\d+)?)h\s*)?
-         (?:(?P<m>\d+(?:\.\d+)?)m\s*)?
-         (?:(?P<s>\d+(?:\.\d+)?)s)?$""",
-    re.VERBOSE | re.IGNORECASE,
+from .model import (
+    DEFAULT_STATE_PATH,
+    LOG_FORMATS,
+    LOG_LEVELS,
+    REPLY_MODES,
+    ChatsSettings,
+    DeskieSettings,
+    LogSettings,
+    MattermostSettings,
+    Settings,
+    StateSettings,
+    WebhookSettings,
 )
-_DURATION_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
-_DURATION_HINT = "must be a duration like 90s, 10m, 1h, 1h30m or a number of seconds"
-
-
-def parse_duration(value: object, key: str) -> float:
-    """Parse a duration into seconds.
-
-    Accepts ``"90s"``, ``"10m"``, ``"1h"``, ``"1h30m"``, ``"2d"``, a plain int/float of seconds or a
-    numeric string.  The result must be a finite number greater than 0; anything else raises
-    :class:`ConfigError` naming ``key``.
-    """
-    seconds: float
-    if isinstance(value, bool) or value is None:
-        raise ConfigError(f"{_DURATION_HINT}, got {_show(value)}", key)
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, str):
-        text = value.strip()
-        try:
-            seconds = float(text)
-        except ValueError:
-            match = _DURATION_RE.match(text)
-            if not text or match is None or not any(match.groupdict().values()):
-                if text.startswith("-") and _DURATION_RE.match(text[1:].strip()):
-                    raise ConfigError(f"must be greater than 0, got {value!r}", key) from None
-                raise ConfigError(f"{_DURATION_HINT}, got {value!r}", key) from None
-            seconds = sum(
-                float(amount) * _DURATION_UNITS[unit]
-                for unit, amount in match.groupdict().items()
-                if amount is not None
-            )
-    else:
-        raise ConfigError(f"{_DURATION_HINT}, got {type(value).__name__}", key)
-    if math.isnan(seconds) or math.isinf(seconds):
-        raise ConfigError(f"{_DURATION_HINT}, got {_show(value)}", key)
-    if seconds <= 0:
-        raise ConfigError(f"must be greater than 0, got {_show(value)}", key)
-    return seconds
-
-
-def _parse_listen(value: str, key: str) -> tuple[str, int]:
-    """Split ``host:port`` / ``[ipv6]:port`` into ``(host, port)``."""
-    text = value.strip()
-    expected = f"must be host:port (e.g. {DEFAULT_LISTEN} or [::1]:8085), got {value!r}"
-    if text.startswith("["):
-        end = text.find("]")
-        if end == -1 or not text[end + 1 :].startswith(":"):
-            raise ConfigError(expected, key)
-        host, port_text = text[1:end], text[end + 2 :]
-        if not host:
-            raise ConfigError(expected, key)
-    else:
-        host, sep, port_text = text.rpartition(":")
-        if not sep or not host:
-            raise ConfigError(expected, key)
-        if ":" in host:
-            raise ConfigError(f"an IPv6 address must be in brackets, e.g. [::1]:8085, got {value!r}", key)
-    if not port_text.isascii() or not port_text.isdigit():
-        raise ConfigError(expected, key)
-    port = int(port_text)
-    if port > 65535:
-        raise ConfigError(f"port must be between 0 and 65535, got {port}", key)
-    return host, port
-
-
-_SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-
-
-def _normalise_url(raw: str, key: str, *, allow_path: bool) -> str:
-    """Normalise an http(s) base URL: bare host means https://, trailing slash stripped."""
-    text = raw.strip()
-    if any(c.isspace() for c in text):
-        raise ConfigError(f"must not contain spaces, got {raw!r}", key)
-    if not _SCHEME_RE.match(text):
-        text = "https://" + text
-    try:
-        parts = urlsplit(text)
-    except ValueError:
-        raise ConfigError(f"is not a valid URL, got {raw!r}", key) from None
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https"):
-        raise ConfigError(f"must be an http:// or https:// URL, got {raw!r}", key)
-    if "@" in parts.netloc:
-        # Do not echo it: the user-info part may hold a password.
-        raise ConfigError("must not contain a user name or password", key)
-    if not parts.hostname:
-        raise ConfigError(f"must include a host name, got {raw!r}", key)
-    try:
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        raise ConfigError(f"has an invalid port, got {raw!r}", key) from None
-    if parts.query or parts.fragment or text.endswith(("?", "#")):
-        raise ConfigError(f"must not have a query or fragment, got {raw!r}", key)
-    path = parts.path.rstrip("/")
-    if path and not allow_path:
-        raise ConfigError(
-            f"must be the server's base URL without a path (servers under a sub-path are not supported), "
-            f"got {raw!r}",
-            key,
-        )
-    return f"{scheme}://{parts.netloc.lower()}{path}"
-
+from .values import DEFAULT_LISTEN, ConfigError, normalise_url, parse_duration, parse_listen, show, type_name
 
 # --------------------------------------------------------------------------------------------------
 # Environment expansion
@@ -332,34 +64,6 @@ def _expand_env(value: str, key: str, env: Mapping[str, str], *, secret: bool = 
 # Section parsing
 
 
-def _show(value: object) -> str:
-    """A short description of a (non-secret) value for an error message."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (str, int, float)):
-        text = repr(value)
-        return text if len(text) <= 80 else text[:77] + "..."
-    return type(value).__name__
-
-
-def _type_name(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return type(value).__name__
-
-
 _MISSING: Any = object()
 
 
@@ -382,7 +86,7 @@ class _Section:
         for raw_key in self.data:
             if isinstance(raw_key, str) and raw_key in known:
                 continue
-            shown = raw_key if isinstance(raw_key, str) else _show(raw_key)
+            shown = raw_key if isinstance(raw_key, str) else show(raw_key)
             hint = ""
             if isinstance(raw_key, str):
                 close = difflib.get_close_matches(raw_key, known, n=1, cutoff=0.6)
@@ -395,7 +99,7 @@ class _Section:
 
     def describe(self, name: str, value: object) -> str:
         """How an offending value is shown: secrets only by their type."""
-        return _type_name(value) if self.secret(name) else _show(value)
+        return type_name(value) if self.secret(name) else show(value)
 
     def raw(self, name: str) -> tuple[Any, bool]:
         """The value with env references expanded, and whether it came from an env reference."""
@@ -461,7 +165,7 @@ class _Section:
         if isinstance(value, str) and value.strip().lower() in choices:
             return value.strip().lower()
         options = ", ".join(choices[:-1]) + " or " + choices[-1]
-        self.fail(name, f"must be {options}, got {_show(value)}")
+        self.fail(name, f"must be {options}, got {show(value)}")
 
     def duration(self, name: str, default: float) -> float:
         value, _ = self.raw(name)
@@ -502,35 +206,35 @@ def _sub_section(top: _Section, name: str, *, required: bool) -> _Section:
     if value is None:  # "chats:" with nothing under it
         value = {}
     if not isinstance(value, Mapping):
-        raise ConfigError(f"must be a mapping of keys, got {_type_name(value)}", name)
+        raise ConfigError(f"must be a mapping of keys, got {type_name(value)}", name)
     return _Section(name, value, top.env)
 
 
+def _section_types() -> dict[str, type[Any]]:
+    """Each field of Settings that holds a section's dataclass, in the file's order."""
+    hints = get_type_hints(Settings)
+    return {f.name: hints[f.name] for f in fields(Settings) if is_dataclass(hints[f.name])}
+
+
+# The known keys, written once: the sections' field names.
 _SECTION_KEYS: dict[str, tuple[str, ...]] = {
-    "mattermost": ("url", "bot_token", "team", "ca_file", "insecure", "ping_interval"),
-    "deskie": (
-        "url",
-        "staff_email",
-        "api_key",
-        "channel",
-        "default_group",
-        "rate_limit_per_minute",
-        "ca_file",
-        "insecure",
-    ),
-    "webhook": ("listen", "secret", "public_url"),
-    "chats": ("mention_only", "reply_mode", "idle_timeout", "poll_interval", "agent_name", "reactions"),
-    "state": ("path",),
-    "log": ("level", "format"),
+    name: tuple(f.name for f in fields(cls)) for name, cls in _section_types().items()
 }
-_REQUIRED_SECTIONS = ("mattermost", "deskie", "webhook")
+_REQUIRED_SECTIONS = tuple(
+    f.name for f in fields(Settings)
+    if f.name in _SECTION_KEYS and f.default is MISSING and f.default_factory is MISSING
+)
+# Keys whose values are secrets: never echoed in an error message.
+SECRET_KEYS = frozenset(
+    f"{name}.{f.name}" for name, cls in _section_types().items() for f in fields(cls) if f.metadata.get("secret")
+)
 
 _CHANNEL_RE = re.compile(r"^cch\d+$")
 _WEBHOOK_SECRET_RE = re.compile(r"^[A-Za-z0-9_.~-]+$")
 
 
 def _parse_mattermost(s: _Section, base_dir: str | None) -> MattermostSettings:
-    url = _normalise_url(s.required_string("url"), s.key("url"), allow_path=False)
+    url = normalise_url(s.required_string("url"), s.key("url"), allow_path=False)
     token = s.required_string("bot_token")
     if any(c.isspace() for c in token):
         s.fail("bot_token", "must not contain spaces")
@@ -547,7 +251,7 @@ def _parse_mattermost(s: _Section, base_dir: str | None) -> MattermostSettings:
 
 
 def _parse_deskie(s: _Section, base_dir: str | None) -> DeskieSettings:
-    url = _normalise_url(s.required_string("url"), s.key("url"), allow_path=True)
+    url = normalise_url(s.required_string("url"), s.key("url"), allow_path=True)
     email = s.required_string("staff_email")
     if "@" not in email or any(c.isspace() for c in email):
         s.fail("staff_email", f"must be the API user's email address, got {email!r}")
@@ -572,12 +276,12 @@ def _parse_deskie(s: _Section, base_dir: str | None) -> DeskieSettings:
 def _parse_webhook(s: _Section) -> WebhookSettings:
     listen = s.string("listen", default=DEFAULT_LISTEN, allow_int=True)
     assert listen is not None
-    _parse_listen(listen, s.key("listen"))
+    parse_listen(listen, s.key("listen"))
     secret = s.required_string("secret")
     if not _WEBHOOK_SECRET_RE.match(secret):
         s.fail("secret", "must contain only URL-safe characters: letters, digits, '-', '_', '.', '~'")
     public = s.string("public_url")
-    public_url = _normalise_url(public, s.key("public_url"), allow_path=True) if public else None
+    public_url = normalise_url(public, s.key("public_url"), allow_path=True) if public else None
     if public_url and public_url.endswith("/deskie/webhook"):
         s.fail("public_url", "is the base URL only, without /deskie/webhook/<secret>")
     return WebhookSettings(listen=listen, secret=secret, public_url=public_url)
@@ -619,7 +323,7 @@ def _parse(
     if not isinstance(data, Mapping):
         raise ConfigError(
             f"the top level must be a mapping of sections (mattermost, deskie, webhook, ...), "
-            f"got {_type_name(data)}"
+            f"got {type_name(data)}"
         )
     top = _Section("", data, env)
     top.check_unknown(_SECTION_KEYS)
@@ -718,6 +422,6 @@ def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = No
     if not isinstance(data, Mapping):
         raise ConfigError(
             f"config file {shown}: the top level must be a mapping of sections "
-            f"(mattermost, deskie, webhook, ...), got {_type_name(data)}"
+            f"(mattermost, deskie, webhook, ...), got {type_name(data)}"
         )
     return _parse(data, env, base_dir=os.path.dirname(full), source_path=full)

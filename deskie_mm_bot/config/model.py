@@ -1,0 +1,145 @@
+"""The bot's settings: one frozen dataclass per section of the YAML config file.
+
+The file format is the contract in ``docs/design.md`` ("Config file (YAML)").  The field names are the
+config keys: the loader derives the known keys from them, and a field marked ``metadata=SECRET`` is never
+echoed in an error message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import SplitResult, urlsplit
+
+from .values import DEFAULT_LISTEN, parse_listen
+
+REPLY_MODES = ("group_chat", "thread")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
+DEFAULT_STATE_PATH = "deskie-mm-bot.sqlite3"
+WEBHOOK_SECRET_MIN_LENGTH = 16
+
+SECRET = {"secret": True}  # field metadata of a value never shown (bot token, API key, webhook secret)
+
+
+def _split_http_url(url: str) -> SplitResult:
+    return urlsplit(url)
+
+
+def _default_port(scheme: str) -> int:
+    return 443 if scheme == "https" else 80
+
+
+class _ServiceUrl:
+    """scheme / host / port of a normalised ``url`` field (shared by both services' sections)."""
+
+    url: str
+
+    @property
+    def scheme(self) -> str:
+        return _split_http_url(self.url).scheme
+
+    @property
+    def host(self) -> str:
+        """Host name or IP address (an IPv6 address without brackets)."""
+        return _split_http_url(self.url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        parts = _split_http_url(self.url)
+        return parts.port or _default_port(parts.scheme)
+
+
+@dataclass(frozen=True)
+class MattermostSettings(_ServiceUrl):
+    """``mattermost:`` section.  ``url`` is normalised: ``scheme://host[:port]``, no trailing slash."""
+
+    url: str
+    bot_token: str = field(repr=False, metadata=SECRET)
+    team: str = ""
+    ca_file: str | None = None
+    insecure: bool = False
+    ping_interval: float = 30.0
+
+
+@dataclass(frozen=True)
+class DeskieSettings(_ServiceUrl):
+    """``deskie:`` section.  ``url`` is normalised like Mattermost's (trailing slash stripped)."""
+
+    url: str
+    staff_email: str
+    api_key: str = field(repr=False, metadata=SECRET)
+    channel: str
+    default_group: str
+    rate_limit_per_minute: int | None = None
+    ca_file: str | None = None
+    insecure: bool = False
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """``webhook:`` section.  ``host``/``port`` are derived from ``listen`` (``host:port``, ``[v6]:port``)."""
+
+    listen: str = DEFAULT_LISTEN
+    secret: str = field(default="", repr=False, metadata=SECRET)
+    # The URL Deskie calls, without /deskie/webhook/<secret> (check --online compares it).
+    public_url: str | None = None
+
+    def webhook_url(self, secret_shown: str | None = None) -> str | None:
+        """The webhook URL Deskie should call (the secret masked when ``secret_shown`` is given)."""
+        if self.public_url is None:
+            return None
+        secret = self.secret if secret_shown is None else secret_shown
+        return f"{self.public_url}/deskie/webhook/{secret}"
+
+    @property
+    def host(self) -> str:
+        """The address to bind, without brackets for IPv6 (``"::1"``)."""
+        return parse_listen(self.listen, "webhook.listen")[0]
+
+    @property
+    def port(self) -> int:
+        return parse_listen(self.listen, "webhook.listen")[1]
+
+    @property
+    def weak_secret(self) -> bool:
+        """Shorter than a guessable-path secret should be; the bot warns at every start."""
+        return len(self.secret) < WEBHOOK_SECRET_MIN_LENGTH
+
+
+@dataclass(frozen=True)
+class ChatsSettings:
+    mention_only: bool = True
+    reply_mode: str = "group_chat"
+    idle_timeout: float = 600.0
+    poll_interval: float = 30.0
+    agent_name: bool = True
+    reactions: bool = True
+
+
+@dataclass(frozen=True)
+class StateSettings:
+    path: str = DEFAULT_STATE_PATH
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    level: str = "info"
+    format: str = "text"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole file: each field holding a section's dataclass is a section of the same name."""
+
+    mattermost: MattermostSettings
+    deskie: DeskieSettings
+    webhook: WebhookSettings
+    chats: ChatsSettings = field(default_factory=ChatsSettings)
+    state: StateSettings = field(default_factory=StateSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    source_path: str | None = None
+
+    def secrets(self) -> list[str]:
+        """The bot token, the API key and the webhook secret (the non-empty ones), for log redaction."""
+        values = [self.mattermost.bot_token, self.deskie.api_key, self.webhook.secret]
+        return [v for v in values if v]
