@@ -1,5 +1,6 @@
 """The package's rooms, kept by a walk over its imports (`ast`, nothing is imported or run).
 
+- `model.py` imports nothing from the package: it is the vocabulary every room shares.
 - `sandbox/` imports nothing from the bot: the emulators stand for the real services, so they may not lean on
   the code they test (README's promise; sharing between the two emulators is fine).
 - The edges, `mattermost/` and `deskie/`, never import the core (`relay`), the `store` or `app`.
@@ -21,8 +22,7 @@ from pathlib import Path
 PACKAGE = "deskie_mm_bot"
 ROOT = Path(__file__).resolve().parents[2] / PACKAGE  # the checkout's package, not an installed copy
 
-# The model is `message.py` today and becomes `model.py`; both names stand for it while the rename lands.
-CORE_MAY_IMPORT = frozenset({"model", "message", "errors", "store", "retry", "relay"})
+CORE_MAY_IMPORT = frozenset({"model", "errors", "store", "retry", "relay"})
 EDGES_MAY_NOT_IMPORT = frozenset({"relay", "store", "app"})
 # The relay modules that already keep the core's rule. Add each module here once it does.
 CORE_KEEPS_THE_RULE = ("relay/__init__.py", "relay/intake.py", "relay/reactions.py")
@@ -74,6 +74,10 @@ def room(name: str) -> str | None:
     return name.split(".")[1]
 
 
+def model_may_import(name: str) -> bool:
+    return room(name) is None
+
+
 def sandbox_may_import(name: str) -> bool:
     return room(name) is None or name == f"{PACKAGE}.sandbox" or name.startswith(f"{PACKAGE}.sandbox.")
 
@@ -107,6 +111,10 @@ def files(folder: str) -> list[Path]:
 
 
 # ---- the rules, on the package as it is ---------------------------------------------------------------
+
+
+def test_the_model_imports_nothing_from_the_package() -> None:
+    assert violations([ROOT / "model.py"], model_may_import) == []
 
 
 def test_the_emulators_import_nothing_from_the_bot() -> None:
@@ -158,6 +166,14 @@ def test_the_sandbox_rule_catches_the_bot_imported_absolutely_relatively_or_lazi
         assert len(violations_in(forbidden, mod, sandbox_may_import)) == 1, forbidden
 
 
+def test_the_model_rule_catches_any_import_of_the_package() -> None:
+    mod = f"{PACKAGE}.model"
+    assert violations_in("from dataclasses import dataclass\nfrom enum import Enum\n", mod, model_may_import) == []
+    for forbidden in ("from .errors import Rejected\n", "from deskie_mm_bot import store\n", "import deskie_mm_bot\n",
+                      "from .. import anything\n"):
+        assert len(violations_in(forbidden, mod, model_may_import)) == 1, forbidden
+
+
 def test_the_edge_rule_catches_the_core_the_store_and_app() -> None:
     mod = f"{PACKAGE}.deskie.webhook"
     assert violations_in("from .. import errors\nfrom ..retry import Backoff\nfrom .client import X\n",
@@ -174,7 +190,7 @@ def test_the_edge_rule_catches_the_core_the_store_and_app() -> None:
 
 def test_the_core_rule_catches_an_edge_or_anything_else_of_the_bot() -> None:
     mod = f"{PACKAGE}.relay.inbound"
-    kept = ("import asyncio\nfrom ..model import ChatPost\nfrom ..message import ChatPost\nfrom .. import errors\n"
+    kept = ("import asyncio\nfrom ..model import ChatPost\nfrom .. import errors\n"
             "from ..store import Store\nfrom ..retry import Backoff\nfrom . import text\nfrom .ports import Chat\n")
     assert violations_in(kept, mod, core_may_import) == []
     for forbidden in (
