@@ -19,10 +19,14 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .config import Settings
 from .errors import EXIT_CONFIG, EXIT_RUNTIME, Fatal
 from .sdnotify import announce
+
+if TYPE_CHECKING:
+    from .app import BotApp
 
 # `start --detach` hands the bot the write end of a pipe; the bot writes one byte once it has started.
 READY_FD_ENV = "DESKIE_MM_BOT_READY_FD"
@@ -85,7 +89,7 @@ def run_bot(settings: Settings) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, app.request_stop)
-        systemd = asyncio.create_task(announce(app.started, app.stopping))  # Type=notify units
+        systemd = asyncio.create_task(_announce_when_relaying(app))  # Type=notify units
         if ready_fd is None:
             try:
                 return await app.run()
@@ -122,6 +126,25 @@ def run_bot(settings: Settings) -> int:
         sys.stderr.flush()
         os._exit(code)
     return code
+
+
+async def _announce_when_relaying(app: BotApp, patience: float = 15.0) -> None:
+    """systemd's READY=1 once the bot has started and its websocket is up (or, past `patience`, once it
+    has started at all: a websocket that takes long is /healthz's news, not a failed start)."""
+    relaying = asyncio.Event()
+
+    async def watch() -> None:
+        await app.started.wait()
+        if app.ws is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(app.ws.connected.wait(), timeout=patience)
+        relaying.set()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        await announce(relaying, app.stopping)
+    finally:
+        watcher.cancel()
 
 
 def _take_ready_fd() -> int | None:
