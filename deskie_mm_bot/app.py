@@ -34,9 +34,9 @@ from .deskie.client import (
     DeskieUnavailable,
     Stopping,
     find_group,
-    parse_time,
 )
 from .deskie.files import FileFetcher, FileGone, FileTooLarge
+from .deskie.helpdesk import DeskieHelpdesk
 from .deskie.ratebudget import BudgetClosed, RateBudget
 from .deskie.staff import StaffNames
 from .deskie.webhook import WebhookEvent
@@ -51,7 +51,7 @@ from .mattermost.rest import (
 )
 from .mattermost.websocket import MattermostWebsocket
 from .metrics import Metrics
-from .model import ChatPost, ConvKey, Customer, CustomerKind
+from .model import CaseSummary, ChatPost, ConvKey, Customer, CustomerKind
 from .relay.catchup import CatchUp
 from .relay.inbound import FileUnavailable, InboundRelay, Target
 from .relay.intake import Intake, IntakeRules, channel_name, person_name
@@ -256,9 +256,12 @@ class BotApp:
                                        open_outgoing=self.open_outgoing, on_note=self.inbound.wake,
                                        names=StaffNames(self.deskie, self.pool) if s.chats.agent_name else None,
                                        after_drain=self.reactions.settle)
-        self.reconciler = Reconciler(self.store, self.deskie, d.channel, self.pool, on_new_replies=self.outbound.wake, clock=self.clock,
+        store = self.store
+        self.helpdesk = DeskieHelpdesk(self.deskie, d.channel, self.pool,
+                                       get_setting=store.get_cursor, set_setting=store.set_cursor)
+        self.reconciler = Reconciler(self.store, self.helpdesk, on_new_replies=self.outbound.wake, clock=self.clock,
                                      adopt_unknown=self.adopt_unknown_case)
-        self.sweeper = IdleSweeper(self.store, self.deskie, s.chats.idle_timeout, self.pool, clock=self.clock)
+        self.sweeper = IdleSweeper(self.store, self.helpdesk, s.chats.idle_timeout, clock=self.clock)
         self.metrics.read_totals_from(self.metric_totals)
         # 4. HTTP
         app = build_app(s.webhook.secret, self.outbound, self.health, self.metrics, self.refresh_metrics)
@@ -584,21 +587,21 @@ class BotApp:
             raise WebhookRefused(503, "case is being created; not accepted yet")
         return await self._open_chat_for_case(event.case_id, event.custom_user_id or "")
 
-    async def adopt_unknown_case(self, case: dict[str, Any]) -> Conversation | None:
+    async def adopt_unknown_case(self, case: CaseSummary) -> Conversation | None:
         """Reconciliation met a case of our channel the bot has no chat for: an outgoing chat whose
         webhook was missed, if it was started after the bot's first start and names a member or channel."""
         assert self.store is not None and self.deskie is not None
-        case_id = int(case.get("case_id") or 0)
+        case_id = case.case_id
         if not case_id or case_id in self._declined_cases:
             return None
-        created = parse_time(case.get("created_at"))
+        created = case.created_at
         floor = int(self.store.get_cursor(CATCHUP_FLOOR) or 0) / 1000
         # Deskie's times are whole seconds: a case of the very second the bot first started counts.
         if created is None or created < floor - 1:
             self._declined_cases.add(case_id)
             return None
         try:
-            user = await off_loop(self.pool, self.deskie.get_user, int(case.get("user_id") or 0))
+            user = await off_loop(self.pool, self.deskie.get_user, case.user_id)
         except DeskieRejected as e:
             log.info("case %s: its Deskie user cannot be read (%s); not opened as a chat", case_id, e)
             self._declined_cases.add(case_id)
