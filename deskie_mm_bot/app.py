@@ -235,6 +235,8 @@ class BotApp:
         d = s.deskie
         verify: bool | str = False if d.insecure else (d.ca_file or True)
         self.deskie = DeskieClient(d.url, d.staff_email, d.api_key, budget=RateBudget(d.rate_limit_per_minute), verify=verify)
+        self.helpdesk = DeskieHelpdesk(self.deskie, d.channel, self.pool,
+                                       get_setting=self.store.get_cursor, set_setting=self.store.set_cursor)
         self.intake = Intake(
             self.store,
             self.rest,
@@ -248,7 +250,7 @@ class BotApp:
             on_fatal=self._catch_up_failed, before_plan=self.flush_cursors,
         )
         self.inbound = InboundRelay(
-            self.store, self.deskie, Target(d.channel, self.group_id), self.pool, self._fetch_file, clock=self.clock
+            self.store, self.helpdesk, Target(d.channel, self.group_id), self._fetch_file, clock=self.clock
         )
         poster = MattermostPoster(self.rest, FileFetcher(d.url, d.staff_email, d.api_key, verify=verify), self.pool)
         self.reactions = StatusReactions(self.store, poster, enabled=s.chats.reactions, clock=self.clock)
@@ -256,9 +258,6 @@ class BotApp:
                                        open_outgoing=self.open_outgoing, on_note=self.inbound.wake,
                                        names=StaffNames(self.deskie, self.pool) if s.chats.agent_name else None,
                                        after_drain=self.reactions.settle)
-        store = self.store
-        self.helpdesk = DeskieHelpdesk(self.deskie, d.channel, self.pool,
-                                       get_setting=store.get_cursor, set_setting=store.set_cursor)
         self.reconciler = Reconciler(self.store, self.helpdesk, on_new_replies=self.outbound.wake, clock=self.clock,
                                      adopt_unknown=self.adopt_unknown_case)
         self.sweeper = IdleSweeper(self.store, self.helpdesk, s.chats.idle_timeout, clock=self.clock)

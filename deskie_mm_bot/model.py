@@ -159,6 +159,16 @@ class Priority(IntEnum):
     DIRECTORY = 2
 
 
+@dataclass(frozen=True)
+class Budget:
+    """The helpdesk's write budget as the core asks about it: may a write go now, is the budget
+    short (let bursts gather), and how long until a write may go (seconds; 0 when it may now)."""
+
+    ok_now: bool
+    scarce: bool
+    wait_s: float
+
+
 class CaseStatus(_Text):
     """A Deskie case's status as the core sees it. GONE: Deskie will not show the case (deleted, say);
     OTHER: a status the bot has no rule for (only `closed` is acted on, see the Deskie reference)."""
@@ -179,10 +189,43 @@ class CaseStatus(_Text):
 
 @dataclass(frozen=True)
 class CaseState:
-    """A case's status, and the helpdesk's own text of when it last changed (None when not told)."""
+    """A case's status, and the helpdesk's own text of when it last changed (None when not told).
+    `removed`: trashed or marked spam (it takes no messages, whatever its status); `user_id`: the
+    helpdesk's user the case is with (0 when not told)."""
 
     status: CaseStatus
     updated_at: str | None = None
+    removed: bool = False
+    user_id: int = 0
+
+
+@dataclass(frozen=True)
+class CaseRef:
+    """A case the bot opened or found: its id, number, helpdesk user and last change as written."""
+
+    case_id: int
+    number: str = ""
+    user_id: int | None = None
+    updated_at: str | None = None
+
+
+@dataclass(frozen=True)
+class WrittenMessage:
+    """A message or note the bot wrote to a case: its id (0 when not told) and time as stamped."""
+
+    message_id: int
+    created_at: str | None = None
+
+
+@dataclass(frozen=True)
+class CaseMessage:
+    """A message of a case as read back (to find an interrupted write): who wrote it and its text."""
+
+    message_id: int
+    note: bool
+    from_staff: bool
+    content: str = ""
+    content_html: str = ""
 
 
 @dataclass(frozen=True)
@@ -194,11 +237,16 @@ class CaseSummary:
     status: CaseStatus
     updated_at: str = ""
     user_id: int = 0
+    subject: str = ""
+    number: str = ""
     created_at: float | None = None  # unix seconds
     at_edge: bool = False
     # The listing shows a change no message of the bot makes (closed, deleted, spam, or an agent's
     # answer in the second of the last change): read even when the time is the bot's own write's.
     more_than_a_message: bool = False
+
+    def ref(self) -> CaseRef:
+        return CaseRef(self.case_id, self.number, self.user_id or None, self.updated_at or None)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from deskie_mm_bot import errors
-from deskie_mm_bot.model import AgentAnswer, CaseState, CaseStatus, CaseSummary, ChangedCases, Priority
+from deskie_mm_bot.model import (
+    AgentAnswer,
+    Budget,
+    CaseMessage,
+    CaseRef,
+    CaseState,
+    CaseStatus,
+    CaseSummary,
+    ChangedCases,
+    Priority,
+    WrittenMessage,
+)
 
 
 class FakeHelpdesk:
@@ -25,7 +36,54 @@ class FakeHelpdesk:
         self.status_writes: list[tuple[int, CaseStatus]] = []
         self.cursors_asked: list[str | None] = []
         self.during_set_status: Callable[[int], None] | None = None
-        self.own_write_seconds: set[str] = set()
+        self.budget = Budget(ok_now=True, scarce=False, wait_s=0.0)
+        self.holds: list[float] = []
+        self.cases: list[CaseSummary] = []
+        self.written: list[tuple[int, str]] = []  # (case id, content) of every case, message and note
+        self.messages_of: dict[int, list[CaseMessage]] = {}
+
+    async def open_case(
+        self, *, user_custom_id: str, user_full_name: str, group_id: int, subject: str, content: str,
+        files: list[tuple[str, bytes, str]] | None, content_html: str,
+    ) -> CaseRef:
+        case_id = 100 + len(self.cases)
+        self.cases.append(CaseSummary(case_id, CaseStatus.OPEN, user_id=case_id, subject=subject))
+        self.written.append((case_id, content))
+        self.messages_of[case_id] = [CaseMessage(1000 + len(self.written), note=False, from_staff=False, content=content)]
+        return CaseRef(case_id, str(case_id), case_id)
+
+    async def add_message(
+        self, case_id: int, user_id: int, content: str, files: list[tuple[str, bytes, str]] | None, *,
+        content_html: str,
+    ) -> WrittenMessage:
+        return self._write(case_id, content, note=False)
+
+    async def add_note(self, case_id: int, content: str) -> WrittenMessage:
+        return self._write(case_id, content, note=True)
+
+    def _write(self, case_id: int, content: str, *, note: bool) -> WrittenMessage:
+        if case_id in self.gone:
+            raise errors.Gone(f"case {case_id} not found")
+        self.written.append((case_id, content))
+        mid = 1000 + len(self.written)
+        self.messages_of.setdefault(case_id, []).append(CaseMessage(mid, note=note, from_staff=note, content=content))
+        return WrittenMessage(mid)
+
+    async def recent_cases_of(self, user_custom_id: str) -> list[CaseSummary]:
+        return list(reversed(self.cases))
+
+    async def case_is_of(self, case: CaseSummary, user_custom_id: str) -> bool:
+        return True
+
+    async def messages(self, case_id: int, *, oldest_first: bool, limit: int) -> list[CaseMessage]:
+        msgs = list(self.messages_of.get(case_id, []))
+        return (msgs if oldest_first else list(reversed(msgs)))[:limit]
+
+    def write_budget(self) -> Budget:
+        return self.budget
+
+    def hold_for_customers(self, seconds: float) -> None:
+        self.holds.append(seconds)
 
     async def case_state(self, case_id: int, *, priority: Priority) -> CaseState:
         if case_id in self.gone:

@@ -18,7 +18,18 @@ from typing import Any
 
 from .. import errors
 from ..blocking import off_loop
-from ..model import AgentAnswer, CaseState, CaseStatus, CaseSummary, ChangedCases, Priority
+from ..model import (
+    AgentAnswer,
+    Budget,
+    CaseMessage,
+    CaseRef,
+    CaseState,
+    CaseStatus,
+    CaseSummary,
+    ChangedCases,
+    Priority,
+    WrittenMessage,
+)
 from .client import DeskieClient, DeskieRejected, parse_time
 from .formatting import message_body
 
@@ -88,6 +99,90 @@ class DeskieHelpdesk:
         self._get = get_setting
         self._set = set_setting
 
+    # ---- budget ----------------------------------------------------------------------------------
+    def write_budget(self) -> Budget:
+        budget = self.client.budget
+        # A write costs two units (Deskie charges writes double).
+        return Budget(ok_now=budget.available() >= 2, scarce=budget.scarce(), wait_s=budget.paused_for())
+
+    def hold_for_customers(self, seconds: float) -> None:
+        self.client.budget.claim(Priority.CUSTOMER, seconds)
+
+    # ---- customers' writes ----------------------------------------------------------------------
+    async def open_case(
+        self, *, user_custom_id: str, user_full_name: str, group_id: int, subject: str, content: str,
+        files: list[tuple[str, bytes, str]] | None, content_html: str,
+    ) -> CaseRef:
+        case = await off_loop(self.pool, self.client.create_case, channel=self.channel,
+                              user_custom_id=user_custom_id, user_full_name=user_full_name, group_id=group_id,
+                              subject=subject, content=content, files=files, content_html=content_html)
+        return CaseRef(int(case["case_id"]), str(case.get("case_number") or ""),
+                       int(case.get("user_id") or 0) or None, _text(case.get("updated_at")))
+
+    async def add_message(
+        self, case_id: int, user_id: int, content: str, files: list[tuple[str, bytes, str]] | None, *,
+        content_html: str,
+    ) -> WrittenMessage:
+        try:
+            msg = await off_loop(self.pool, self.client.add_user_message, case_id, user_id, content, files,
+                                 content_html=content_html)
+        except DeskieRejected as e:
+            if e.not_found:
+                raise errors.Gone(str(e)) from e
+            raise
+        return _written(msg)
+
+    async def add_note(self, case_id: int, content: str) -> WrittenMessage:
+        try:
+            note = await off_loop(self.pool, self.client.add_note, case_id, content)
+        except DeskieRejected as e:
+            if e.not_found:
+                raise errors.Gone(str(e)) from e
+            raise
+        return _written(note)
+
+    # ---- finding an interrupted write --------------------------------------------------------------
+    async def recent_cases_of(self, user_custom_id: str) -> list[CaseSummary]:
+        candidates: list[dict[str, Any]] = []
+        # Exact match is `^id^` in Deskie's search syntax; plain is the fallback for an account that
+        # does not know it (the ids are fixed-length, so a substring cannot name another user).
+        for value in (f"^{user_custom_id}^", user_custom_id):
+            page = await off_loop(
+                self.pool,
+                self.client.list_cases,
+                Priority.CUSTOMER,
+                user_custom_id=value,
+                channel=self.channel,
+                sort="created_at_desc",
+                limit=10,
+                # A case merged into another meanwhile is still the one this write made.
+                show_merged_cases="true",
+            )
+            candidates = page.items
+            if candidates:
+                break
+        return [_summary(c) for c in candidates]
+
+    async def case_is_of(self, case: CaseSummary, user_custom_id: str) -> bool:
+        if not case.user_id:
+            return True
+        try:
+            user = await off_loop(self.pool, self.client.get_user, case.user_id, Priority.CUSTOMER)
+        except DeskieRejected:
+            return True  # no user lookup here: the search filter has to do
+        found = user.get("user_custom_id")
+        return found is None or str(found) == user_custom_id
+
+    async def messages(self, case_id: int, *, oldest_first: bool, limit: int) -> list[CaseMessage]:
+        page = await off_loop(self.pool, self.client.list_messages, case_id, order="asc" if oldest_first else "desc",
+                              limit=limit, priority=Priority.CUSTOMER)
+        return [
+            CaseMessage(message_id=int(m.get("message_id") or 0), note=bool(m.get("note")),
+                        from_staff=bool(int(m.get("staff_id") or 0)), content=str(m.get("content") or ""),
+                        content_html=str(m.get("content_html") or ""))
+            for m in page.items
+        ]
+
     # ---- one case ------------------------------------------------------------------------------
     async def case_state(self, case_id: int, *, priority: Priority) -> CaseState:
         try:
@@ -145,17 +240,12 @@ class DeskieHelpdesk:
                 newest = updated
         out: list[CaseSummary] = []
         for case in cases:
-            out.append(CaseSummary(
-                case_id=int(case.get("case_id") or 0),
-                status=CaseStatus.of(case.get("status")),
-                updated_at=str(case.get("updated_at") or ""),
-                user_id=int(case.get("user_id") or 0),
-                created_at=parse_time(case.get("created_at")),
+            out.append(_summary(
+                case,
                 # Times have one-second resolution: a case changed in the newest second of this
                 # listing may change again within that second, after the list call, keeping the
                 # same updated_at. Only a listing that shows a later second proves that second over.
                 at_edge=_parse(case.get("updated_at")) == newest,
-                more_than_a_message=_more_than_a_message(case),
             ))
         return ChangedCases(out, cursor_text(newest) if newest is not None else None)
 
@@ -193,6 +283,29 @@ def _more_than_a_message(case: dict[str, Any]) -> bool:
     return answered is not None and changed is not None and answered >= changed
 
 
+def _summary(case: dict[str, Any], *, at_edge: bool = False) -> CaseSummary:
+    return CaseSummary(
+        case_id=int(case.get("case_id") or 0),
+        status=CaseStatus.of(case.get("status")),
+        updated_at=str(case.get("updated_at") or ""),
+        user_id=int(case.get("user_id") or 0),
+        subject=str(case.get("subject") or ""),
+        number=str(case.get("case_number") or ""),
+        created_at=parse_time(case.get("created_at")),
+        at_edge=at_edge,
+        more_than_a_message=_more_than_a_message(case),
+    )
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if value is not None else None
+
+
 def _state(case: dict[str, Any]) -> CaseState:
-    updated = case.get("updated_at")
-    return CaseState(CaseStatus.of(case.get("status")), str(updated) if updated is not None else None)
+    return CaseState(CaseStatus.of(case.get("status")), _text(case.get("updated_at")),
+                     removed=bool(case.get("deleted")) or bool(case.get("spam")), user_id=int(case.get("user_id") or 0))
+
+
+def _written(msg: dict[str, Any]) -> WrittenMessage:
+    return WrittenMessage(int(msg.get("message_id") or 0), _text(msg.get("created_at")))
+

@@ -8,10 +8,61 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ..model import AgentAnswer, CaseState, CaseStatus, CaseSummary, ChangedCases, Priority
+from ..model import (
+    AgentAnswer,
+    Budget,
+    CaseMessage,
+    CaseRef,
+    CaseState,
+    CaseStatus,
+    CaseSummary,
+    ChangedCases,
+    Priority,
+    WrittenMessage,
+)
+
+File = tuple[str, bytes, str]  # name, content, MIME type
 
 
 class Helpdesk(Protocol):
+    def write_budget(self) -> Budget:
+        """Whether a customer's write may go now, whether the budget is short, and the wait."""
+        ...
+
+    def hold_for_customers(self, seconds: float) -> None:
+        """Keep the budget's next room for customers' writes for `seconds` (a write that waits on
+        purpose must not lose its turn to reconciliation)."""
+        ...
+
+    async def open_case(
+        self, *, user_custom_id: str, user_full_name: str, group_id: int, subject: str, content: str,
+        files: list[File] | None, content_html: str,
+    ) -> CaseRef:
+        """Open a case in the bot's channel for the customer, with its first message."""
+        ...
+
+    async def add_message(
+        self, case_id: int, user_id: int, content: str, files: list[File] | None, *, content_html: str
+    ) -> WrittenMessage:
+        """The customer's next message; raises errors.Gone when the case no longer exists."""
+        ...
+
+    async def add_note(self, case_id: int, content: str) -> WrittenMessage:
+        """An internal note for the agent; raises errors.Gone when the case no longer exists."""
+        ...
+
+    async def recent_cases_of(self, user_custom_id: str) -> list[CaseSummary]:
+        """The customer's latest cases in the bot's channel (merged ones too), newest first."""
+        ...
+
+    async def case_is_of(self, case: CaseSummary, user_custom_id: str) -> bool:
+        """Whether a case found by search is this customer's (True when that cannot be checked)."""
+        ...
+
+    async def messages(self, case_id: int, *, oldest_first: bool, limit: int) -> list[CaseMessage]:
+        """A case's messages and notes, for finding an interrupted write."""
+        ...
+
     async def case_state(self, case_id: int, *, priority: Priority) -> CaseState:
         """The case's status now; GONE when the helpdesk will not show it."""
         ...
