@@ -33,7 +33,6 @@ from .deskie.client import (
     DeskieRejected,
     DeskieUnavailable,
     Stopping,
-    find_group,
 )
 from .deskie.files import FileFetcher, FileGone, FileTooLarge
 from .deskie.helpdesk import DeskieHelpdesk
@@ -53,7 +52,7 @@ from .mattermost.websocket import MattermostWebsocket
 from .metrics import Metrics
 from .model import CaseSummary, ChatPost, ConvKey, Customer, CustomerKind
 from .relay.catchup import CatchUp
-from .relay.inbound import FileUnavailable, InboundRelay, Target
+from .relay.inbound import FileUnavailable, InboundRelay
 from .relay.intake import Intake, IntakeRules, channel_name, person_name
 from .relay.lifecycle import IdleSweeper
 from .relay.outbound import FileNotBrought, OutboundRelay, PermanentPostError, WebhookRefused
@@ -164,8 +163,6 @@ class BotApp:
         self.exit_code = EXIT_OK
         self.exit_message = ""
         self.started = asyncio.Event()
-        self._group_id: int | None = None
-        self._group_lock = asyncio.Lock()
         self._declined_cases: set[int] = set()
         self._tasks: list[asyncio.Task[Any]] = []
         self.store: Store | None = None
@@ -236,7 +233,8 @@ class BotApp:
         verify: bool | str = False if d.insecure else (d.ca_file or True)
         self.deskie = DeskieClient(d.url, d.staff_email, d.api_key, budget=RateBudget(d.rate_limit_per_minute), verify=verify)
         self.helpdesk = DeskieHelpdesk(self.deskie, d.channel, self.pool,
-                                       get_setting=self.store.get_cursor, set_setting=self.store.set_cursor)
+                                       get_setting=self.store.get_cursor, set_setting=self.store.set_cursor,
+                                       default_group=d.default_group)
         self.intake = Intake(
             self.store,
             self.rest,
@@ -250,7 +248,7 @@ class BotApp:
             on_fatal=self._catch_up_failed, before_plan=self.flush_cursors,
         )
         self.inbound = InboundRelay(
-            self.store, self.helpdesk, Target(d.channel, self.group_id), self._fetch_file, clock=self.clock
+            self.store, self.helpdesk, self._fetch_file, clock=self.clock
         )
         poster = MattermostPoster(self.rest, FileFetcher(d.url, d.staff_email, d.api_key, verify=verify), self.pool)
         self.reactions = StatusReactions(self.store, poster, enabled=s.chats.reactions, clock=self.clock)
@@ -485,16 +483,7 @@ class BotApp:
 
     # ---- Deskie default group ----------------------------------------------------------------------
     async def group_id(self) -> int:
-        async with self._group_lock:
-            if self._group_id is None:
-                assert self.deskie is not None
-                groups = await off_loop(self.pool, self.deskie.list_groups)
-                group = find_group(groups, self.settings.deskie.default_group)
-                if group is None:
-                    raise Fatal(EXIT_CONFIG, f"config error: deskie.default_group: Deskie has no group "
-                                             f"'{self.settings.deskie.default_group}' (by id or exact title)")
-                self._group_id = int(group["group_id"])
-            return self._group_id
+        return await self.helpdesk.default_group_id()
 
     async def _resolve_group_soon(self) -> None:
         # Checked at start so that a wrong group stops the bot at once, not at the first customer.

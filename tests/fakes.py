@@ -43,7 +43,7 @@ class FakeHelpdesk:
         self.messages_of: dict[int, list[CaseMessage]] = {}
 
     async def open_case(
-        self, *, user_custom_id: str, user_full_name: str, group_id: int, subject: str, content: str,
+        self, *, user_custom_id: str, user_full_name: str, subject: str, content: str,
         files: list[tuple[str, bytes, str]] | None, content_html: str,
     ) -> CaseRef:
         case_id = 100 + len(self.cases)

@@ -13,7 +13,7 @@ from deskie_mm_bot.deskie.client import DeskieClient
 from deskie_mm_bot.deskie.helpdesk import DeskieHelpdesk
 from deskie_mm_bot.deskie.ratebudget import RateBudget
 from deskie_mm_bot.model import Budget
-from deskie_mm_bot.relay.inbound import InboundRelay, Target
+from deskie_mm_bot.relay.inbound import InboundRelay
 from deskie_mm_bot.store import Store
 from tests.fakes import FakeHelpdesk
 
@@ -28,10 +28,6 @@ class Clock:
         return self.now
 
 
-async def _group() -> int:
-    return 1
-
-
 def _post(store: Store, post_id: str, at: float) -> None:
     store.enqueue_post(post_id=post_id, conv_key="ch:dm", channel_id="dm", reply_root_id="", user_custom_id="u:jane",
                        user_full_name="Jane", author="Jane", show_author=False, text="hi", file_ids=[], posted_at=at)
@@ -43,7 +39,7 @@ def test_no_write_goes_while_the_budget_says_wait_and_the_room_is_held_for_custo
     helpdesk = FakeHelpdesk()
     helpdesk.budget = Budget(ok_now=False, scarce=False, wait_s=0.4)
     _post(store, "p1", clock.now)
-    relay = InboundRelay(store, helpdesk, Target("cch1", _group), clock=clock)
+    relay = InboundRelay(store, helpdesk, clock=clock)
     due = asyncio.run(relay.process("ch:dm"))
     assert due == pytest.approx(clock.now + 0.4)
     assert helpdesk.holds == [pytest.approx(1.4)]
@@ -58,7 +54,7 @@ def test_a_burst_gathers_while_the_budget_is_scarce(tmp_path: Path) -> None:
     helpdesk.budget = Budget(ok_now=True, scarce=True, wait_s=0.0)
     _post(store, "p1", clock.now)
     _post(store, "p2", clock.now)
-    relay = InboundRelay(store, helpdesk, Target("cch1", _group), clock=clock)
+    relay = InboundRelay(store, helpdesk, clock=clock)
     due = asyncio.run(relay.process("ch:dm"))
     assert due is not None and due > clock.now
     assert len(helpdesk.holds) == 1 and helpdesk.holds[0] > 1.0

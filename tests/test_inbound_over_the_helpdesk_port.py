@@ -8,15 +8,11 @@ from pathlib import Path
 import pytest
 
 from deskie_mm_bot.model import BatchOp
-from deskie_mm_bot.relay.inbound import InboundRelay, Target
+from deskie_mm_bot.relay.inbound import InboundRelay
 from deskie_mm_bot.store import Store
 from tests.fakes import FakeHelpdesk
 
 pytestmark = pytest.mark.timeout(10)
-
-
-async def _group() -> int:
-    return 1
 
 
 def _post(store: Store, post_id: str, text: str) -> None:
@@ -27,7 +23,7 @@ def _post(store: Store, post_id: str, text: str) -> None:
 def test_a_message_to_a_case_the_helpdesk_no_longer_has_opens_a_new_case(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.sqlite3")
     helpdesk = FakeHelpdesk()
-    relay = InboundRelay(store, helpdesk, Target("cch1", _group))
+    relay = InboundRelay(store, helpdesk)
     _post(store, "p1", "hello")
     asyncio.run(relay.drain())
     first = store.current_conversation("ch:dm")
@@ -45,12 +41,12 @@ def test_a_message_to_a_case_the_helpdesk_no_longer_has_opens_a_new_case(tmp_pat
 def test_an_interrupted_create_found_in_the_helpdesk_is_not_sent_again(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.sqlite3")
     helpdesk = FakeHelpdesk()
-    relay = InboundRelay(store, helpdesk, Target("cch1", _group))
+    relay = InboundRelay(store, helpdesk)
     _post(store, "p1", "hello")
     items = store.pending_items("ch:dm")
     batch = store.begin_batch("ch:dm", None, BatchOp.CREATE_CASE, items[0].text, [i.id for i in items], 0)
     # The create reached the helpdesk, and the bot died before it heard the answer.
-    asyncio.run(helpdesk.open_case(user_custom_id="u:jane", user_full_name="Jane", group_id=1,
+    asyncio.run(helpdesk.open_case(user_custom_id="u:jane", user_full_name="Jane",
                                    subject="hello", content=batch.content, files=None, content_html=""))
     asyncio.run(relay.drain())
     conv = store.current_conversation("ch:dm")

@@ -9,6 +9,7 @@ within their second.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -30,7 +31,7 @@ from ..model import (
     Priority,
     WrittenMessage,
 )
-from .client import DeskieClient, DeskieRejected, parse_time
+from .client import DeskieClient, DeskieRejected, find_group, parse_time
 from .formatting import message_body
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,8 @@ def _same_time(a: str | None, b: str | None) -> bool:
 class DeskieHelpdesk:
     """`relay.ports.Helpdesk` for one Deskie account and its custom channel.
 
-    `get_setting`/`set_setting` keep the remembered time format (the store's cursors, in the app).
+    `get_setting`/`set_setting` keep the remembered time format (the store's cursors, in the app);
+    `default_group` is the setting new cases go to (a group id or exact title).
     """
 
     def __init__(
@@ -92,7 +94,11 @@ class DeskieHelpdesk:
         *,
         get_setting: Callable[[str], str | None] = lambda key: None,
         set_setting: Callable[[str, str], None] = lambda key, value: None,
+        default_group: str = "",
     ) -> None:
+        self.default_group = default_group
+        self._group_id: int | None = None
+        self._group_lock = asyncio.Lock()
         self.client = client
         self.channel = channel
         self.pool = pool
@@ -108,11 +114,25 @@ class DeskieHelpdesk:
     def hold_for_customers(self, seconds: float) -> None:
         self.client.budget.claim(Priority.CUSTOMER, seconds)
 
+    # ---- the default group ---------------------------------------------------------------------------
+    async def default_group_id(self) -> int:
+        """The configured group's id, read once; errors.ConfigError when Deskie has no such group."""
+        async with self._group_lock:
+            if self._group_id is None:
+                groups = await off_loop(self.pool, self.client.list_groups)
+                group = find_group(groups, self.default_group)
+                if group is None:
+                    raise errors.ConfigError(f"Deskie has no group '{self.default_group}' (by id or exact title)",
+                                             key="deskie.default_group")
+                self._group_id = int(group["group_id"])
+            return self._group_id
+
     # ---- customers' writes ----------------------------------------------------------------------
     async def open_case(
-        self, *, user_custom_id: str, user_full_name: str, group_id: int, subject: str, content: str,
+        self, *, user_custom_id: str, user_full_name: str, subject: str, content: str,
         files: list[tuple[str, bytes, str]] | None, content_html: str,
     ) -> CaseRef:
+        group_id = await self.default_group_id()
         case = await off_loop(self.pool, self.client.create_case, channel=self.channel,
                               user_custom_id=user_custom_id, user_full_name=user_full_name, group_id=group_id,
                               subject=subject, content=content, files=files, content_html=content_html)

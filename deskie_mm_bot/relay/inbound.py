@@ -15,7 +15,6 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -50,12 +49,6 @@ FileFetcher = Callable[[str], Awaitable[tuple[dict[str, Any], bytes]]]
 
 class FileUnavailable(Exception):
     """A file the fetcher will never get (deleted, no access); other errors are transient."""
-
-
-@dataclass(frozen=True)
-class Target:
-    channel: str  # the custom channel's API code, e.g. cch12
-    group_id: Callable[[], Awaitable[int]]
 
 
 def normalise(text: str) -> str:
@@ -107,14 +100,12 @@ class InboundRelay:
         self,
         store: Store,
         helpdesk: Helpdesk,
-        target: Target,
         fetch_file: FileFetcher | None = None,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.helpdesk = helpdesk
-        self.target = target
         self.fetch_file = fetch_file
         self.clock = clock
         self._wake = asyncio.Event()
@@ -276,7 +267,6 @@ class InboundRelay:
                 case = await self.helpdesk.open_case(
                     user_custom_id=first.user_custom_id,
                     user_full_name=first.user_full_name,
-                    group_id=await self.target.group_id(),
                     subject=subject_of(items),
                     content=content,
                     files=files or None,

@@ -35,10 +35,11 @@ class Helpdesk(Protocol):
         ...
 
     async def open_case(
-        self, *, user_custom_id: str, user_full_name: str, group_id: int, subject: str, content: str,
+        self, *, user_custom_id: str, user_full_name: str, subject: str, content: str,
         files: list[File] | None, content_html: str,
     ) -> CaseRef:
-        """Open a case in the bot's channel for the customer, with its first message."""
+        """Open a case in the bot's channel and default group for the customer, with its first
+        message; errors.ConfigError when the default group does not exist."""
         ...
 
     async def add_message(
