@@ -33,10 +33,9 @@ from .deskie.client import (
     DeskieRejected,
     DeskieUnavailable,
     Stopping,
-    find_group,
-    parse_time,
 )
 from .deskie.files import FileFetcher, FileGone, FileTooLarge
+from .deskie.helpdesk import DeskieHelpdesk
 from .deskie.ratebudget import BudgetClosed, RateBudget
 from .deskie.staff import StaffNames
 from .deskie.webhook import WebhookEvent
@@ -52,9 +51,9 @@ from .mattermost.rest import (
 )
 from .mattermost.websocket import MattermostWebsocket
 from .metrics import Metrics
-from .model import ChatPost, ConvKey, Customer, CustomerKind
+from .model import CaseSummary, ChatPost, ConvKey, Customer, CustomerKind
 from .relay.catchup import CatchUp
-from .relay.inbound import FileUnavailable, InboundRelay, Target
+from .relay.inbound import FileUnavailable, InboundRelay
 from .relay.intake import Intake, IntakeRules, channel_name, person_name
 from .relay.lifecycle import IdleSweeper
 from .relay.outbound import FileNotBrought, OutboundRelay, PermanentPostError, WebhookRefused
@@ -165,8 +164,6 @@ class BotApp:
         self.exit_code = EXIT_OK
         self.exit_message = ""
         self.started = asyncio.Event()
-        self._group_id: int | None = None
-        self._group_lock = asyncio.Lock()
         self._declined_cases: set[int] = set()
         self._tasks: list[asyncio.Task[Any]] = []
         self.store: Store | None = None
@@ -236,6 +233,9 @@ class BotApp:
         d = s.deskie
         verify: bool | str = False if d.insecure else (d.ca_file or True)
         self.deskie = DeskieClient(d.url, d.staff_email, d.api_key, budget=RateBudget(d.rate_limit_per_minute), verify=verify)
+        self.helpdesk = DeskieHelpdesk(self.deskie, d.channel, self.pool,
+                                       get_setting=self.store.get_cursor, set_setting=self.store.set_cursor,
+                                       default_group=d.default_group)
         self.intake = Intake(
             self.store,
             self.rest,
@@ -249,7 +249,7 @@ class BotApp:
             on_fatal=self._catch_up_failed, before_plan=self.flush_cursors,
         )
         self.inbound = InboundRelay(
-            self.store, self.deskie, Target(d.channel, self.group_id), self.pool, self._fetch_file, clock=self.clock
+            self.store, self.helpdesk, self._fetch_file, clock=self.clock
         )
         poster = MattermostPoster(self.rest, FileFetcher(d.url, d.staff_email, d.api_key, verify=verify), self.pool)
         self.reactions = StatusReactions(self.store, poster, enabled=s.chats.reactions, clock=self.clock)
@@ -257,9 +257,9 @@ class BotApp:
                                        open_outgoing=self.open_outgoing, on_note=self.inbound.wake,
                                        names=StaffNames(self.deskie, self.pool) if s.chats.agent_name else None,
                                        after_drain=self.reactions.settle)
-        self.reconciler = Reconciler(self.store, self.deskie, d.channel, self.pool, on_new_replies=self.outbound.wake, clock=self.clock,
+        self.reconciler = Reconciler(self.store, self.helpdesk, on_new_replies=self.outbound.wake, clock=self.clock,
                                      adopt_unknown=self.adopt_unknown_case)
-        self.sweeper = IdleSweeper(self.store, self.deskie, s.chats.idle_timeout, self.pool, clock=self.clock)
+        self.sweeper = IdleSweeper(self.store, self.helpdesk, s.chats.idle_timeout, clock=self.clock)
         self.metrics.read_totals_from(self.metric_totals)
         # 4. HTTP
         app = build_app(s.webhook.secret, self.outbound, self.health, self.metrics, self.refresh_metrics)
@@ -484,16 +484,7 @@ class BotApp:
 
     # ---- Deskie default group ----------------------------------------------------------------------
     async def group_id(self) -> int:
-        async with self._group_lock:
-            if self._group_id is None:
-                assert self.deskie is not None
-                groups = await off_loop(self.pool, self.deskie.list_groups)
-                group = find_group(groups, self.settings.deskie.default_group)
-                if group is None:
-                    raise Fatal(EXIT_CONFIG, f"config error: deskie.default_group: Deskie has no group "
-                                             f"'{self.settings.deskie.default_group}' (by id or exact title)")
-                self._group_id = int(group["group_id"])
-            return self._group_id
+        return await self.helpdesk.default_group_id()
 
     async def _resolve_group_soon(self) -> None:
         # Checked at start so that a wrong group stops the bot at once, not at the first customer.
@@ -585,21 +576,21 @@ class BotApp:
             raise WebhookRefused(503, "case is being created; not accepted yet")
         return await self._open_chat_for_case(event.case_id, event.custom_user_id or "")
 
-    async def adopt_unknown_case(self, case: dict[str, Any]) -> Conversation | None:
+    async def adopt_unknown_case(self, case: CaseSummary) -> Conversation | None:
         """Reconciliation met a case of our channel the bot has no chat for: an outgoing chat whose
         webhook was missed, if it was started after the bot's first start and names a member or channel."""
         assert self.store is not None and self.deskie is not None
-        case_id = int(case.get("case_id") or 0)
+        case_id = case.case_id
         if not case_id or case_id in self._declined_cases:
             return None
-        created = parse_time(case.get("created_at"))
+        created = case.created_at
         floor = int(self.store.get_cursor(CATCHUP_FLOOR) or 0) / 1000
         # Deskie's times are whole seconds: a case of the very second the bot first started counts.
         if created is None or created < floor - 1:
             self._declined_cases.add(case_id)
             return None
         try:
-            user = await off_loop(self.pool, self.deskie.get_user, int(case.get("user_id") or 0))
+            user = await off_loop(self.pool, self.deskie.get_user, case.user_id)
         except DeskieRejected as e:
             log.info("case %s: its Deskie user cannot be read (%s); not opened as a chat", case_id, e)
             self._declined_cases.add(case_id)

@@ -8,7 +8,8 @@
     ├── Unavailable                 a service cannot be reached now: wait and retry; never a reason to
     │                               mark a message failed (MattermostUnavailable, DeskieUnavailable)
     ├── Rejected                    a service refused this one request for good (MattermostRejected,
-    │                               DeskieRejected)
+    │   │                           DeskieRejected)
+    │   └── Gone                    what it was about no longer exists (a case Deskie will not show)
     ├── Stopping                    the bot is shutting down: the call was not made (BudgetClosed, …)
     └── Fatal(code, message)        anything else that ends the process with a given code
 
@@ -54,6 +55,10 @@ class Unavailable(BotError):
 
 class Rejected(BotError):
     """The service refused this request for good (a 4xx that is not about credentials)."""
+
+
+class Gone(Rejected):
+    """What the request was about no longer exists there (a Deskie case it will not show)."""
 
 
 class Stopping(BotError):

@@ -7,7 +7,8 @@ equal to its enum). Imports nothing from the package: both edges and the core ma
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, IntEnum
+from typing import Any
 
 
 class _Text(str, Enum):
@@ -147,3 +148,123 @@ class ChatPost:
     @property
     def is_direct(self) -> bool:
         return self.channel_type == "D"
+
+
+class Priority(IntEnum):
+    """Whose Deskie call goes first when several wait for budget: customer messages, then
+    reconciliation, then directory work. Core policy; the budget in `deskie/` enforces it."""
+
+    CUSTOMER = 0
+    RECONCILE = 1
+    DIRECTORY = 2
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The helpdesk's write budget as the core asks about it: may a write go now, is the budget
+    short (let bursts gather), and how long until a write may go (seconds; 0 when it may now)."""
+
+    ok_now: bool
+    scarce: bool
+    wait_s: float
+
+
+class CaseStatus(_Text):
+    """A Deskie case's status as the core sees it. GONE: Deskie will not show the case (deleted, say);
+    OTHER: a status the bot has no rule for (only `closed` is acted on, see the Deskie reference)."""
+
+    OPEN = "open"
+    WAITING = "waiting"
+    CLOSED = "closed"
+    GONE = "gone"
+    OTHER = "other"
+
+    @classmethod
+    def of(cls, text: object) -> CaseStatus:
+        for member in (cls.OPEN, cls.WAITING, cls.CLOSED):
+            if text == member.value:
+                return member
+        return cls.OTHER
+
+
+@dataclass(frozen=True)
+class CaseState:
+    """A case's status, and the helpdesk's own text of when it last changed (None when not told).
+    `removed`: trashed or marked spam (it takes no messages, whatever its status); `user_id`: the
+    helpdesk's user the case is with (0 when not told)."""
+
+    status: CaseStatus
+    updated_at: str | None = None
+    removed: bool = False
+    user_id: int = 0
+
+
+@dataclass(frozen=True)
+class CaseRef:
+    """A case the bot opened or found: its id, number, helpdesk user and last change as written."""
+
+    case_id: int
+    number: str = ""
+    user_id: int | None = None
+    updated_at: str | None = None
+
+
+@dataclass(frozen=True)
+class WrittenMessage:
+    """A message or note the bot wrote to a case: its id (0 when not told) and time as stamped."""
+
+    message_id: int
+    created_at: str | None = None
+
+
+@dataclass(frozen=True)
+class CaseMessage:
+    """A message of a case as read back (to find an interrupted write): who wrote it and its text."""
+
+    message_id: int
+    note: bool
+    from_staff: bool
+    content: str = ""
+    content_html: str = ""
+
+
+@dataclass(frozen=True)
+class CaseSummary:
+    """One case of a changes listing. `updated_at` is the helpdesk's text, compared as stored;
+    `at_edge`: changed in the listing's newest second, so it may change again within that second."""
+
+    case_id: int
+    status: CaseStatus
+    updated_at: str = ""
+    user_id: int = 0
+    subject: str = ""
+    number: str = ""
+    created_at: float | None = None  # unix seconds
+    at_edge: bool = False
+    # The listing shows a change no message of the bot makes (closed, deleted, spam, or an agent's
+    # answer in the second of the last change): read even when the time is the bot's own write's.
+    more_than_a_message: bool = False
+
+    def ref(self) -> CaseRef:
+        return CaseRef(self.case_id, self.number, self.user_id or None, self.updated_at or None)
+
+
+@dataclass(frozen=True)
+class ChangedCases:
+    """The cases changed since a cursor, oldest change first; `cursor` is the one to store for the
+    next listing (None: nothing seen, keep the old one)."""
+
+    cases: list[CaseSummary]
+    cursor: str | None
+
+
+@dataclass(frozen=True)
+class AgentAnswer:
+    """An agent's answer to a customer, in Markdown; `attachments` are the helpdesk's file records,
+    stored as they are and fetched when posted."""
+
+    message_id: int
+    case_id: int
+    text: str
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    staff_id: int | None = None

@@ -17,19 +17,15 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from enum import IntEnum
 
 from .. import errors
+from ..model import Priority
+
+__all__ = ["BudgetClosed", "Priority", "RateBudget"]  # Priority lives in model.py; kept importable here
 
 WINDOW = 60.0
 DEFAULT_LIMIT = 20  # Deskie's smallest plan; used until the account tells its own
 SMALL_PLAN = 100
-
-
-class Priority(IntEnum):
-    CUSTOMER = 0
-    RECONCILE = 1
-    DIRECTORY = 2
 
 
 class BudgetClosed(errors.Stopping):

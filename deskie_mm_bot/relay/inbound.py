@@ -15,18 +15,26 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import Executor
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
-from ..blocking import off_loop
-from ..deskie.client import DeskieAuthError, DeskieClient, DeskieRejected, DeskieUnavailable, Stopping
-from ..deskie.ratebudget import Priority
+from .. import errors
+from ..deskie.client import DeskieAuthError, DeskieUnavailable, Stopping
 from ..mattermost.markdown import markdown_to_html, text_to_html
-from ..model import BatchOp, ConvState, ItemKind, OutboxState, Speaker
+from ..model import (
+    BatchOp,
+    CaseMessage,
+    CaseRef,
+    CaseStatus,
+    ConvState,
+    ItemKind,
+    OutboxState,
+    Priority,
+    Speaker,
+)
 from ..retry import Backoff
 from ..store import Batch, Conversation, OutboxItem, Store
+from .ports import Helpdesk
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -41,12 +49,6 @@ FileFetcher = Callable[[str], Awaitable[tuple[dict[str, Any], bytes]]]
 
 class FileUnavailable(Exception):
     """A file the fetcher will never get (deleted, no access); other errors are transient."""
-
-
-@dataclass(frozen=True)
-class Target:
-    channel: str  # the custom channel's API code, e.g. cch12
-    group_id: Callable[[], Awaitable[int]]
 
 
 def normalise(text: str) -> str:
@@ -97,17 +99,13 @@ class InboundRelay:
     def __init__(
         self,
         store: Store,
-        deskie: DeskieClient,
-        target: Target,
-        pool: Executor,
+        helpdesk: Helpdesk,
         fetch_file: FileFetcher | None = None,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
-        self.deskie = deskie
-        self.target = target
-        self.pool = pool
+        self.helpdesk = helpdesk
         self.fetch_file = fetch_file
         self.clock = clock
         self._wake = asyncio.Event()
@@ -167,19 +165,20 @@ class InboundRelay:
         items = self.store.pending_items(key)
         if not items:
             return None
-        if not self.flushing and self.deskie.budget.scarce() and self._in_a_burst(key, items):
+        budget = self.helpdesk.write_budget()
+        if not self.flushing and budget.scarce and self._in_a_burst(key, items):
             # Short of budget: let a burst gather so it goes out in a few writes, not one write each.
             # A lone message is not held: only what follows it closely waits.
             oldest = self.store.oldest_pending_at(key) or self.clock()
             due = oldest + HOLD_WHEN_SCARCE
             if self.clock() < due:
-                self.deskie.budget.claim(Priority.CUSTOMER, due - self.clock() + 1.0)
+                self.helpdesk.hold_for_customers(due - self.clock() + 1.0)
                 return due
-        if self.deskie.budget.available() < 2:
+        if not budget.ok_now:
             # Waiting for budget happens here, before the batch is fixed, so posts arriving
             # meanwhile join it; the claim keeps reconciliation from taking the next window first.
-            wait = min(1.0, max(0.1, self.deskie.budget.paused_for()))
-            self.deskie.budget.claim(Priority.CUSTOMER, wait + 1.0)
+            wait = min(1.0, max(0.1, budget.wait_s))
+            self.helpdesk.hold_for_customers(wait + 1.0)
             return self.clock() + wait
         items = self.store.pending_items(key)
         run = [items[0]]
@@ -265,12 +264,9 @@ class InboundRelay:
         try:
             if batch.op == BatchOp.CREATE_CASE:
                 first = items[0]
-                case = await off_loop(self.pool,
-                    self.deskie.create_case,
-                    channel=self.target.channel,
+                case = await self.helpdesk.open_case(
                     user_custom_id=first.user_custom_id,
                     user_full_name=first.user_full_name,
-                    group_id=await self.target.group_id(),
                     subject=subject_of(items),
                     content=content,
                     files=files or None,
@@ -279,28 +275,27 @@ class InboundRelay:
                 self._adopt_case(batch, items[0], case)
                 self.sent_batches += 1
                 log.info("relayed %d post(s) of %s to Deskie (new case %s)", len(items), batch.conv_key,
-                         case.get("case_id"))
+                         case.case_id)
                 return
             elif batch.op == BatchOp.ADD_MESSAGE:
                 assert conv is not None and conv.case_id is not None
-                msg = await off_loop(self.pool,
-                    self.deskie.add_user_message, conv.case_id, await self._case_user(conv), content, files or None,
-                    content_html=content_html,
+                msg = await self.helpdesk.add_message(
+                    conv.case_id, await self._case_user(conv), content, files or None, content_html=content_html
                 )
                 with self.store.lazy_commits():  # the write is made: an in-flight batch is looked for first
-                    self.store.touch_conversation(conv.id, Speaker.CUSTOMER, int(msg.get("message_id") or 0))
-                    self.store.record_own_write(conv.id, msg.get("created_at"))
+                    self.store.touch_conversation(conv.id, Speaker.CUSTOMER, msg.message_id)
+                    self.store.record_own_write(conv.id, msg.created_at)
                     self.store.finish_batch(batch.id)
                 self.sent_batches += 1
                 log.info("relayed %d post(s) of %s to Deskie (%s)", len(items), batch.conv_key, batch.op)
                 return
             else:
                 assert conv is not None and conv.case_id is not None
-                note = await off_loop(self.pool, self.deskie.add_note, conv.case_id, content)
+                note = await self.helpdesk.add_note(conv.case_id, content)
                 # Without this, a later note with the same text would be matched to this one when verified.
-                self.store.saw_message_id(conv.id, int(note.get("message_id") or 0))
-                self.store.record_own_write(conv.id, note.get("created_at"))
-        except DeskieRejected as e:
+                self.store.saw_message_id(conv.id, note.message_id)
+                self.store.record_own_write(conv.id, note.created_at)
+        except errors.Rejected as e:
             if batch.op in (BatchOp.ADD_MESSAGE, BatchOp.ADD_NOTE) and conv is not None and await self._case_gone(conv, e):
                 if batch.op == BatchOp.ADD_NOTE:
                     self.store.finish_batch(batch.id, state=OutboxState.SENT)
@@ -325,14 +320,16 @@ class InboundRelay:
         if conv.deskie_user_id:
             return int(conv.deskie_user_id)
         assert conv.case_id is not None
-        case = await off_loop(self.pool, self.deskie.get_case, conv.case_id)
-        user_id = int(case.get("user_id") or 0)
+        case = await self.helpdesk.case_state(conv.case_id, priority=Priority.CUSTOMER)
+        if case.status == CaseStatus.GONE:
+            raise errors.Gone(f"case {conv.case_id} not found")
+        user_id = case.user_id
         if user_id:
             self.store.set_deskie_user_id(conv.id, user_id)
         return user_id
 
-    def _adopt_case(self, batch: Batch, first: OutboxItem, case: dict[str, Any]) -> None:
-        if self.store.conversation_by_case(int(case["case_id"])) is not None:
+    def _adopt_case(self, batch: Batch, first: OutboxItem, case: CaseRef) -> None:
+        if self.store.conversation_by_case(case.case_id) is not None:
             # Recorded meanwhile through another door (an answer's webhook): the batch is done.
             self.store.finish_batch(batch.id)
             return
@@ -342,19 +339,19 @@ class InboundRelay:
             reply_root_id=first.reply_root_id,
             user_custom_id=first.user_custom_id,
             user_full_name=first.user_full_name,
-            case_id=int(case["case_id"]),
-            case_number=str(case.get("case_number") or ""),
-            deskie_user_id=int(case.get("user_id") or 0) or None,
+            case_id=case.case_id,
+            case_number=case.number,
+            deskie_user_id=case.user_id,
             last_message_id=0,
             case_updated_at=None,
             finishes_batch=batch.id,
         )
-        self.store.record_own_write(conv.id, case.get("updated_at"))
+        self.store.record_own_write(conv.id, case.updated_at)
         # Where the chat's status reactions go: its first post, or the thread's root in thread mode.
         self.store.note_first_post(conv.id, first.channel_id, first.reply_root_id or first.post_id)
 
-    async def _case_gone(self, conv: Conversation, err: DeskieRejected) -> bool:
-        if err.not_found:
+    async def _case_gone(self, conv: Conversation, err: errors.Rejected) -> bool:
+        if isinstance(err, errors.Gone):
             self.store.set_conversation_state(conv.id, ConvState.CLOSED)
             return True
         return await self._closed_in_deskie(conv)
@@ -362,15 +359,9 @@ class InboundRelay:
     async def _closed_in_deskie(self, conv: Conversation) -> bool:
         """Ask Deskie whether the chat's case can still take messages; remember when it cannot."""
         assert conv.case_id is not None
-        closed = False
-        try:
-            case = await off_loop(self.pool, self.deskie.get_case, conv.case_id)
-            closed = case.get("status") == "closed"
-            gone = closed or bool(case.get("deleted")) or bool(case.get("spam"))
-        except DeskieRejected as e:
-            if not e.not_found:
-                raise
-            gone = True
+        case = await self.helpdesk.case_state(conv.case_id, priority=Priority.CUSTOMER)
+        closed = case.status == CaseStatus.CLOSED
+        gone = closed or case.removed or case.status == CaseStatus.GONE
         if gone:
             self.store.set_conversation_state(conv.id, ConvState.CLOSED)
         if closed:  # seen at this write: the chat's first post gets its check mark
@@ -398,30 +389,14 @@ class InboundRelay:
 
     async def _case_exists(self, batch: Batch, items: list[OutboxItem]) -> bool:
         first = items[0]
-        candidates: list[dict[str, Any]] = []
-        # Exact match is `^id^` in Deskie's search syntax; plain is the fallback for an account that
-        # does not know it (the ids are fixed-length, so a substring cannot name another user).
-        for value in (f"^{first.user_custom_id}^", first.user_custom_id):
-            page = await off_loop(self.pool,
-                self.deskie.list_cases,
-                Priority.CUSTOMER,
-                user_custom_id=value,
-                channel=self.target.channel,
-                sort="created_at_desc",
-                limit=10,
-                # A case merged into another meanwhile is still the one this write made.
-                show_merged_cases="true",
-            )
-            candidates = page.items
-            if candidates:
-                break
-        known = self.store.known_case_ids([int(c["case_id"]) for c in candidates if "case_id" in c])
+        candidates = await self.helpdesk.recent_cases_of(first.user_custom_id)
+        known = self.store.known_case_ids([c.case_id for c in candidates if c.case_id])
         subject = normalise(subject_of(items))
         for case in candidates:
-            cid = int(case.get("case_id") or 0)
-            if not cid or normalise(str(case.get("subject") or "")) != subject:
+            cid = case.case_id
+            if not cid or normalise(case.subject) != subject:
                 continue
-            if not await self._case_belongs_to(case, first.user_custom_id):
+            if not await self.helpdesk.case_is_of(case, first.user_custom_id):
                 continue
             if cid in known:
                 # Known already: only this batch's own case may be, recorded through another door
@@ -429,57 +404,40 @@ class InboundRelay:
                 conv = self.store.conversation_by_case(cid)
                 if conv is None or conv.conv_key != batch.conv_key or conv.created_at < batch.started_at:
                     continue
-            msgs = await off_loop(self.pool, self.deskie.list_messages, cid, order="asc", limit=1, priority=Priority.CUSTOMER)
-            if msgs.items and self._same_text(msgs.items[0], batch.content):
+            msgs = await self.helpdesk.messages(cid, oldest_first=True, limit=1)
+            if msgs and self._same_text(msgs[0], batch.content):
                 if cid in known:
                     self.store.finish_batch(batch.id)
                 else:
-                    self._adopt_case(batch, first, case)
+                    self._adopt_case(batch, first, case.ref())
                 log.info("in-flight case for %s was already created (case %s); not sent again", batch.conv_key, cid)
                 return True
         return False
 
-    async def _case_belongs_to(self, case: dict[str, Any], user_custom_id: str) -> bool:
-        """Whether a case found by search is this customer's: the filter is not trusted blindly."""
-        if not case.get("user_id"):
-            return True
-        try:
-            user = await off_loop(self.pool, self.deskie.get_user, int(case["user_id"]), Priority.CUSTOMER)
-        except DeskieRejected:
-            return True  # no user lookup here: the search filter has to do
-        found = user.get("user_custom_id")
-        return found is None or str(found) == user_custom_id
-
     async def _message_exists(self, batch: Batch, conv: Conversation) -> int | None:
         assert conv.case_id is not None
         if batch.since_message_id:
-            page = await off_loop(self.pool,
-                self.deskie.list_messages, conv.case_id, order="desc", limit=100, priority=Priority.CUSTOMER
-            )
-            candidates = page.items
+            candidates = await self.helpdesk.messages(conv.case_id, oldest_first=False, limit=100)
         else:
             # Nothing sent after the case was opened: its first message is the case's own content,
             # which must not be mistaken for this one.
-            page = await off_loop(self.pool,
-                self.deskie.list_messages, conv.case_id, order="asc", limit=100, priority=Priority.CUSTOMER
-            )
-            candidates = page.items[1:]
+            candidates = (await self.helpdesk.messages(conv.case_id, oldest_first=True, limit=100))[1:]
         want_note = batch.op == BatchOp.ADD_NOTE
         for m in candidates:
-            mid = int(m.get("message_id") or 0)
+            mid = m.message_id
             if mid <= batch.since_message_id:
                 continue
-            if bool(m.get("note")) != want_note:
+            if m.note != want_note:
                 continue
-            if not want_note and int(m.get("staff_id") or 0):
+            if not want_note and m.from_staff:
                 continue
             if self._same_text(m, batch.content):
                 return mid
         return None
 
     @staticmethod
-    def _same_text(message: dict[str, Any], content: str) -> bool:
+    def _same_text(message: CaseMessage, content: str) -> bool:
         want = normalise(content)
-        got = normalise(str(message.get("content") or "")) or normalise(str(message.get("content_html") or ""))
+        got = normalise(message.content) or normalise(message.content_html)
         # Attachment problems may have been appended to what was sent.
         return got == want or got.startswith(want)

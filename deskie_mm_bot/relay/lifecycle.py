@@ -10,13 +10,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor
 
-from ..blocking import off_loop
-from ..deskie.client import DeskieClient, DeskieRejected
-from ..deskie.ratebudget import Priority
-from ..model import ConvState, Speaker
+from ..model import CaseStatus, ConvState, Priority, Speaker
 from ..store import Store
+from .ports import Helpdesk
 
 log = logging.getLogger(__name__)
 
@@ -25,16 +22,14 @@ class IdleSweeper:
     def __init__(
         self,
         store: Store,
-        deskie: DeskieClient,
+        helpdesk: Helpdesk,
         idle_timeout: float,
-        pool: Executor,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
-        self.deskie = deskie
+        self.helpdesk = helpdesk
         self.idle_timeout = idle_timeout
-        self.pool = pool
         self.clock = clock
         self.ended = 0
 
@@ -49,23 +44,18 @@ class IdleSweeper:
             conv = fresh
             if conv.case_id is None or conv.conv_key in set(self.store.pending_conv_keys()):
                 continue  # posts still on their way keep the chat alive
-            status = "open" if conv.last_speaker == Speaker.CUSTOMER else "waiting"
-            try:
-                # An agent may have closed the case since the last poll: setting a status would reopen it.
-                case = await off_loop(self.pool, self.deskie.get_case, conv.case_id, Priority.RECONCILE)
-                if case.get("status") == "closed":
-                    self.store.set_conversation_state(conv.id, ConvState.CLOSED)
-                    continue
-                if case.get("status") != status:
-                    changed = await off_loop(
-                        self.pool, self.deskie.set_case_status, conv.case_id, status, Priority.RECONCILE
-                    )
-                    self.store.record_own_write(conv.id, changed.get("updated_at"))
-            except DeskieRejected as e:
-                if not e.not_found:
-                    raise
+            status = CaseStatus.OPEN if conv.last_speaker == Speaker.CUSTOMER else CaseStatus.WAITING
+            # An agent may have closed the case since the last poll: setting a status would reopen it.
+            case = await self.helpdesk.case_state(conv.case_id, priority=Priority.RECONCILE)
+            if case.status == CaseStatus.GONE or case.status == CaseStatus.CLOSED:
                 self.store.set_conversation_state(conv.id, ConvState.CLOSED)
                 continue
+            if case.status != status:
+                changed = await self.helpdesk.set_status(conv.case_id, status, priority=Priority.RECONCILE)
+                if changed.status == CaseStatus.GONE:
+                    self.store.set_conversation_state(conv.id, ConvState.CLOSED)
+                    continue
+                self.store.record_own_write(conv.id, changed.updated_at)
             if not self.store.end_if_idle(conv.id, older_than):
                 # A message went one way or the other while the status was being set: the chat goes on.
                 log.info("chat %s came alive while it was being ended; it stays active", conv.conv_key)

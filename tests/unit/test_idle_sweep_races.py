@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from deskie_mm_bot.model import CaseStatus
 from deskie_mm_bot.relay.lifecycle import IdleSweeper
 from deskie_mm_bot.store import Store
-from tests.support.fakes import FakeClock
+from tests.support.fakes import FakeClock, FakeHelpdesk
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -29,19 +29,11 @@ def _post(store: Store, key: str, post_id: str) -> None:
                        posted_at=0.0)
 
 
-class Deskie:
-    def __init__(self, during: Any = None) -> None:
-        self.calls: list[tuple[int, str]] = []
-        self.during = during
-
-    def get_case(self, case_id: int, priority: Any = None) -> dict[str, Any]:
-        return {"case_id": case_id, "status": "waiting"}
-
-    def set_case_status(self, case_id: int, status: str, priority: Any = None) -> dict[str, Any]:
-        self.calls.append((case_id, status))
-        if self.during is not None:
-            self.during(case_id)
-        return {"case_id": case_id, "status": status}
+def _helpdesk(during_set_status: Callable[[int], None]) -> FakeHelpdesk:
+    helpdesk = FakeHelpdesk()
+    helpdesk.statuses = {11: CaseStatus.WAITING, 12: CaseStatus.WAITING}
+    helpdesk.during_set_status = during_set_status
+    return helpdesk
 
 
 def test_a_message_relayed_while_the_case_status_is_being_set_keeps_the_chat_active(tmp_path: Path) -> None:
@@ -50,10 +42,8 @@ def test_a_message_relayed_while_the_case_status_is_being_set_keeps_the_chat_act
     conv_id = _conv(store, "ch:a", 11)
     clock.now += 700
     # The customer's message reaches Deskie (inbound relay) while the sweep's PUT is on its way.
-    deskie = Deskie(during=lambda case_id: store.touch_conversation(conv_id, "customer", 99))
-    with ThreadPoolExecutor(2) as pool:
-        sweeper = IdleSweeper(store, deskie, 600, pool, clock=clock)  # type: ignore[arg-type]
-        asyncio.run(sweeper.sweep())
+    helpdesk = _helpdesk(lambda case_id: store.touch_conversation(conv_id, "customer", 99))
+    asyncio.run(IdleSweeper(store, helpdesk, 600, clock=clock).sweep())
     conv = store.conversation(conv_id)
     assert conv is not None and conv.state == "active"
     store.close()
@@ -66,11 +56,9 @@ def test_a_post_recorded_during_the_sweep_keeps_a_later_chat_of_the_same_sweep_a
     b = _conv(store, "ch:b", 12)
     clock.now += 700
     # While the sweep waits on Deskie for chat a, the customer of chat b writes again.
-    deskie = Deskie(during=lambda case_id: _post(store, "ch:b", "pb") if case_id == 11 else None)
-    with ThreadPoolExecutor(2) as pool:
-        sweeper = IdleSweeper(store, deskie, 600, pool, clock=clock)  # type: ignore[arg-type]
-        asyncio.run(sweeper.sweep())
-    assert deskie.calls == [(11, "open")]
+    helpdesk = _helpdesk(lambda case_id: _post(store, "ch:b", "pb") if case_id == 11 else None)
+    asyncio.run(IdleSweeper(store, helpdesk, 600, clock=clock).sweep())
+    assert helpdesk.status_writes == [(11, CaseStatus.OPEN)]
     conv = store.conversation(b)
     assert conv is not None and conv.state == "active"
     store.close()

@@ -5,15 +5,16 @@ attachment Mattermost cannot serve yet."""
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
-from deskie_mm_bot.deskie.client import DeskieUnavailable, Page
+from deskie_mm_bot.deskie.client import DeskieClient, DeskieUnavailable, Page
+from deskie_mm_bot.deskie.helpdesk import DeskieHelpdesk
 from deskie_mm_bot.deskie.ratebudget import RateBudget
-from deskie_mm_bot.relay.inbound import InboundRelay, Target
+from deskie_mm_bot.relay.inbound import InboundRelay
 from deskie_mm_bot.store import Store
 from tests.support.fakes import FakeClock
 
@@ -37,9 +38,13 @@ class Deskie:
     def list_cases(self, priority: Any = None, **params: Any) -> Page:
         return Page([], 0)
 
+    def list_groups(self) -> list[dict[str, Any]]:
+        return [{"group_id": 1, "group_title": "Support"}]
 
-async def _group() -> int:
-    return 1
+
+def _helpdesk(deskie: object, pool: Executor) -> DeskieHelpdesk:
+    # The fakes stand in for the HTTP client: the relay runs over the real Deskie helpdesk.
+    return DeskieHelpdesk(cast(DeskieClient, deskie), "cch1", pool, default_group="Support")
 
 
 def test_retry_bookkeeping_of_a_chat_is_dropped_once_it_recovers(tmp_path: Path) -> None:
@@ -49,7 +54,7 @@ def test_retry_bookkeeping_of_a_chat_is_dropped_once_it_recovers(tmp_path: Path)
     store = Store(tmp_path / "s.sqlite3", clock=clock)
     deskie = Deskie()
     with ThreadPoolExecutor(2) as pool:
-        relay = InboundRelay(store, deskie, Target("cch1", _group), pool, clock=clock)  # type: ignore[arg-type]
+        relay = InboundRelay(store, _helpdesk(deskie, pool), clock=clock)
         store.enqueue_post(post_id="p1", conv_key="th:p1", channel_id="c", reply_root_id="p1",
                            user_custom_id="u:jane", user_full_name="Jane", author="Jane", show_author=False,
                            text="hello", file_ids=[], posted_at=clock.now)
@@ -101,7 +106,7 @@ def test_a_second_note_with_the_same_text_is_not_taken_for_the_first_when_verifi
     deskie = NoteDeskie()
     text = "Jane deleted a message: \u201cok\u201d"
     with ThreadPoolExecutor(2) as pool:
-        relay = InboundRelay(store, deskie, Target("cch1", _group), pool, clock=clock)  # type: ignore[arg-type]
+        relay = InboundRelay(store, _helpdesk(deskie, pool), clock=clock)
         clock.now += 10  # past the hold for bursts on a small plan
         _note(store, "delete:a", text, clock.now)
         asyncio.run(relay.drain())
@@ -144,7 +149,7 @@ def test_follow_up_reads_the_case_user_when_the_create_answer_lacked_it(tmp_path
 
     async def go() -> None:
         with ThreadPoolExecutor(1) as pool:
-            relay = InboundRelay(store, deskie, Target("cch12", lambda: None), pool)  # type: ignore[arg-type]
+            relay = InboundRelay(store, _helpdesk(deskie, pool))
             await relay.process("ch:dm")
 
     asyncio.run(go())
@@ -173,7 +178,7 @@ def test_an_attachment_mattermost_cannot_serve_right_now_is_retried_not_dropped(
                        user_full_name="Jane", author="Jane", show_author=False, text="see files",
                        file_ids=["f1", "gone"], posted_at=clock.now)
     with ThreadPoolExecutor(2) as pool:
-        relay = InboundRelay(store, deskie, Target("cch1", _group), pool, fetch, clock=clock)  # type: ignore[arg-type]
+        relay = InboundRelay(store, _helpdesk(deskie, pool), fetch, clock=clock)
         asyncio.run(relay.drain())
         assert deskie.cases == []  # not sent without its file
         clock.now += 60

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from deskie_mm_bot.deskie.client import DeskieRejected, Page
-from deskie_mm_bot.relay.reconcile import CURSOR, FORMAT_CURSOR, Reconciler, filter_value
+import pytest
+
+from deskie_mm_bot import errors
+from deskie_mm_bot.deskie.client import DeskieClient, DeskieRejected, Page
+from deskie_mm_bot.deskie.helpdesk import FORMAT_CURSOR, DeskieHelpdesk, filter_value
+from deskie_mm_bot.model import AgentAnswer, CaseStatus, CaseSummary
+from deskie_mm_bot.relay.reconcile import CURSOR, Reconciler
 from deskie_mm_bot.store import Store
+from tests.support.fakes import FakeHelpdesk
 
 
 class UnixOnlyDeskie:
@@ -31,8 +37,19 @@ class UnixOnlyDeskie:
         self.queries.append("latest")
         return Page([], 0)
 
-    def list_messages(self, *a: Any, **k: Any) -> Page:
-        return Page([], 0)
+    def list_messages(self, case_id: int, **k: Any) -> Page:
+        if case_id == 404:
+            raise DeskieRejected(404, "case_not_found", f"/api/cases/{case_id}/messages.json")
+        return Page([{"message_id": 51, "staff_id": 7, "content": "later", "note": False},
+                     {"message_id": 50, "staff_id": 7, "content": "first", "note": False},
+                     {"message_id": 52, "staff_id": 0, "user_id": 3, "content": "customer", "note": False},
+                     {"message_id": 53, "staff_id": 7, "content": "internal", "note": True}], 4)
+
+
+def _helpdesk(store: Store, client: UnixOnlyDeskie, pool: Executor) -> DeskieHelpdesk:
+    # A stand-in for the HTTP client: the helpdesk's rules are what is tested here.
+    return DeskieHelpdesk(cast(DeskieClient, client), "cch12", pool,
+                          get_setting=store.get_cursor, set_setting=store.set_cursor)
 
 
 def test_cursor_value_is_written_in_the_accounts_offset() -> None:
@@ -43,15 +60,17 @@ def test_cursor_value_is_written_in_the_accounts_offset() -> None:
 
 def test_the_first_accepted_format_is_found_and_remembered(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.sqlite3")
-    store.set_cursor(CURSOR, "2026-11-25T22:00:05+03:00")
     deskie = UnixOnlyDeskie()
     with ThreadPoolExecutor(1) as pool:
-        rec = Reconciler(store, deskie, "cch12", pool)  # type: ignore[arg-type]
-        asyncio.run(rec.poll())
+        helpdesk = _helpdesk(store, deskie, pool)
+        changed = asyncio.run(helpdesk.changed_cases("2026-11-25T22:00:05+03:00"))
         assert deskie.queries == ["2026-11-25 22:00:05", "1795633205"]
         assert store.get_cursor(FORMAT_CURSOR) == "unix"
+        assert [c.case_id for c in changed.cases] == [1] and changed.cases[0].status == CaseStatus.OPEN
+        assert changed.cases[0].at_edge  # the newest second of the listing
+        assert changed.cursor == "2026-11-25T22:00:05+03:00"  # the newest change less the overlap
         deskie.queries.clear()
-        asyncio.run(rec.poll())
+        asyncio.run(helpdesk.changed_cases("2026-11-25T22:00:05+03:00"))
         assert len(deskie.queries) == 1 and deskie.queries[0].isdigit()  # straight to the one that works
 
 
@@ -60,14 +79,23 @@ def test_an_account_refusing_every_format_still_gets_polled_for_the_latest_chang
     store.set_cursor(CURSOR, "2026-11-25T22:00:05+03:00")
     deskie = UnixOnlyDeskie(accept="none")
     with ThreadPoolExecutor(1) as pool:
-        asyncio.run(Reconciler(store, deskie, "cch12", pool).poll())  # type: ignore[arg-type]
+        asyncio.run(Reconciler(store, _helpdesk(store, deskie, pool)).poll())
     assert deskie.queries[-1] == "latest" and len(deskie.queries) == 4
+
+
+def test_answers_are_the_agents_non_note_messages_oldest_first_and_a_missing_case_is_gone(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite3")
+    with ThreadPoolExecutor(1) as pool:
+        helpdesk = _helpdesk(store, UnixOnlyDeskie(), pool)
+        answers = asyncio.run(helpdesk.answers(9))
+        assert [(a.message_id, a.text, a.staff_id) for a in answers] == [(50, "first", 7), (51, "later", 7)]
+        with pytest.raises(errors.Gone):
+            asyncio.run(helpdesk.answers(404))
 
 
 def test_a_case_deskie_will_not_show_does_not_stop_the_poll_for_the_others(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.sqlite3")
     store.set_cursor(CURSOR, "2026-11-25T22:00:05+03:00")
-    store.set_cursor(FORMAT_CURSOR, "unix")
     convs = {}
     for case_id in (1, 2):
         convs[case_id] = store.create_conversation(
@@ -75,19 +103,16 @@ def test_a_case_deskie_will_not_show_does_not_stop_the_poll_for_the_others(tmp_p
             user_full_name="x", case_id=case_id, case_number=str(case_id), deskie_user_id=case_id,
             last_message_id=0, case_updated_at=None,
         )
-
-    class Deskie(UnixOnlyDeskie):
-        def iter_cases(self, priority: Any = None, **params: Any) -> list[dict[str, Any]]:
-            return [{"case_id": 1, "updated_at": "Wed, 25 Nov 2026 22:00:10 +0300", "status": "open"},
-                    {"case_id": 2, "updated_at": "Wed, 25 Nov 2026 22:00:11 +0300", "status": "waiting"}]
-
-        def list_messages(self, case_id: int, **k: Any) -> Page:
-            if case_id == 1:
-                raise DeskieRejected(404, "case_not_found", "/api/cases/1/messages.json")
-            return Page([{"message_id": 50, "staff_id": 7, "user_id": 0, "content": "answer", "note": False}], 1)
-
-    with ThreadPoolExecutor(1) as pool:
-        queued = asyncio.run(Reconciler(store, Deskie(), "cch12", pool).poll())  # type: ignore[arg-type]
+    helpdesk = FakeHelpdesk()
+    helpdesk.listing = [
+        CaseSummary(1, CaseStatus.OPEN, "Wed, 25 Nov 2026 22:00:10 +0300"),
+        CaseSummary(2, CaseStatus.WAITING, "Wed, 25 Nov 2026 22:00:11 +0300", at_edge=True),
+    ]
+    helpdesk.gone = {1}
+    helpdesk.answers_of[2] = [AgentAnswer(message_id=50, case_id=2, text="answer", staff_id=7)]
+    queued = asyncio.run(Reconciler(store, helpdesk).poll())
+    assert helpdesk.cursors_asked == ["2026-11-25T22:00:05+03:00"]
     assert queued == 1
     assert store.known_message_ids([50]) == {50}
-    assert store.conversation(convs[1].id).state == "closed"
+    gone = store.conversation(convs[1].id)
+    assert gone is not None and gone.state == "closed"
