@@ -249,7 +249,8 @@ class BotApp:
             on_fatal=self._catch_up_failed, before_plan=self.flush_cursors,
         )
         self.inbound = InboundRelay(
-            self.store, self.helpdesk, self._fetch_file, clock=self.clock
+            self.store, self.helpdesk, self._fetch_file, clock=self.clock,
+            route_of=self._route_of if mm.routes else None,
         )
         poster = MattermostPoster(self.rest, FileFetcher(d.url, d.staff_email, d.api_key, verify=verify), self.pool)
         self.reactions = StatusReactions(self.store, poster, enabled=s.chats.reactions, clock=self.clock)
@@ -484,7 +485,19 @@ class BotApp:
 
     # ---- Deskie default group ----------------------------------------------------------------------
     async def group_id(self) -> int:
-        return await self.helpdesk.default_group_id()
+        group = await self.helpdesk.default_group_id()
+        for channel, wanted in self.settings.mattermost.routes:
+            await self.helpdesk.group_id(wanted, f"mattermost.routes.{channel}")
+        return group
+
+    async def _route_of(self, channel_id: str) -> str | None:
+        """The group a chat started in this channel goes to (`mattermost.routes`, by the channel's URL
+        name); None for DMs, group messages and unrouted channels: the default group."""
+        assert self.rest is not None
+        channel = await self.rest.get_channel(channel_id)
+        if channel.get("type") not in ("O", "P"):
+            return None
+        return self.settings.mattermost.route_for(str(channel.get("name") or ""))
 
     async def _resolve_group_soon(self) -> None:
         # Checked at start so that a wrong group stops the bot at once, not at the first customer.

@@ -80,6 +80,13 @@ async def online_check(settings: Settings, say: Callable[[str], Any]) -> list[st
                             f"(groups: {', '.join(str(g.get('group_title')) for g in groups)})")
         else:
             say(f"deskie: default group '{group.get('group_title')}' (id {group.get('group_id')})")
+        for channel, wanted in settings.mattermost.routes:
+            routed = find_group(groups, wanted)
+            if routed is None:
+                problems.append(f"mattermost.routes.{channel}: no group '{wanted}' in Deskie "
+                                f"(groups: {', '.join(str(g.get('group_title')) for g in groups)})")
+            else:
+                say(f"deskie: chats started in ~{channel} go to group '{routed.get('group_title')}'")
         channels = await off_loop(None, deskie.list_custom_channels)
         problems.extend(custom_channel_problems(settings, channels, say))
     except DeskieError as e:

@@ -247,7 +247,28 @@ def _parse_mattermost(s: _Section, base_dir: str | None) -> MattermostSettings:
         ca_file=s.existing_file("ca_file", base_dir),
         insecure=s.boolean("insecure", False),
         ping_interval=s.duration("ping_interval", 30.0),
+        routes=_parse_routes(s),
     )
+
+
+_CHANNEL_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+def _parse_routes(s: _Section) -> tuple[tuple[str, str], ...]:
+    value, _ = s.raw("routes")
+    if value is _MISSING or value is None:
+        return ()
+    if not isinstance(value, Mapping):
+        s.fail("routes", f"must be a mapping of channel name to Deskie group, got {type_name(value)}")
+    routes: list[tuple[str, str]] = []
+    for channel, group in value.items():
+        name = str(channel).lstrip("~") if isinstance(channel, str) else ""
+        if not _CHANNEL_NAME_RE.match(name):
+            s.fail(f"routes.{channel}", "must be a channel's URL name (lowercase letters, digits, - and _)")
+        if isinstance(group, bool) or not isinstance(group, (str, int)) or not str(group).strip():
+            s.fail(f"routes.{name}", f"must be a Deskie group id or exact title, got {show(group)}")
+        routes.append((name, str(group).strip()))
+    return tuple(routes)
 
 
 def _parse_deskie(s: _Section, base_dir: str | None) -> DeskieSettings:

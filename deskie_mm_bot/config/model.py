@@ -59,6 +59,12 @@ class MattermostSettings(_ServiceUrl):
     ca_file: str | None = None
     insecure: bool = False
     ping_interval: float = 30.0
+    # Channel name (URL name, without ~) -> Deskie group (id or exact title) for chats started there.
+    routes: tuple[tuple[str, str], ...] = ()
+
+    def route_for(self, channel_name: str) -> str | None:
+        """The group a chat started in this channel goes to; None: the default group."""
+        return dict(self.routes).get(channel_name)
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,7 @@ class DeskieHelpdesk:
     ) -> None:
         self.default_group = default_group
         self._group_id: int | None = None
+        self._routed: dict[str, int] = {}
         self._group_lock = asyncio.Lock()
         self.client = client
         self.channel = channel
@@ -127,12 +128,24 @@ class DeskieHelpdesk:
                 self._group_id = int(group["group_id"])
             return self._group_id
 
+    async def group_id(self, wanted: str, key: str) -> int:
+        """A group's id by id or exact title (a channel's route), read once; errors.ConfigError naming
+        `key` when Deskie has no such group."""
+        async with self._group_lock:
+            if wanted not in self._routed:
+                groups = await off_loop(self.pool, self.client.list_groups)
+                group = find_group(groups, wanted)
+                if group is None:
+                    raise errors.ConfigError(f"Deskie has no group '{wanted}' (by id or exact title)", key=key)
+                self._routed[wanted] = int(group["group_id"])
+            return self._routed[wanted]
+
     # ---- customers' writes ----------------------------------------------------------------------
     async def open_case(
         self, *, user_custom_id: str, user_full_name: str, subject: str, content: str,
-        files: list[tuple[str, bytes, str]] | None, content_html: str,
+        files: list[tuple[str, bytes, str]] | None, content_html: str, group: str | None = None,
     ) -> CaseRef:
-        group_id = await self.default_group_id()
+        group_id = await self.default_group_id() if group is None else await self.group_id(group, "mattermost.routes")
         case = await off_loop(self.pool, self.client.create_case, channel=self.channel,
                               user_custom_id=user_custom_id, user_full_name=user_full_name, group_id=group_id,
                               subject=subject, content=content, files=files, content_html=content_html)

@@ -103,10 +103,13 @@ class InboundRelay:
         fetch_file: FileFetcher | None = None,
         *,
         clock: Callable[[], float] = time.time,
+        route_of: Callable[[str], Awaitable[str | None]] | None = None,
     ) -> None:
         self.store = store
         self.helpdesk = helpdesk
         self.fetch_file = fetch_file
+        # The Deskie group a chat started in this channel goes to (mattermost.routes); None: the default.
+        self.route_of = route_of
         self.clock = clock
         self._wake = asyncio.Event()
         self._retry_at: dict[str, float] = {}
@@ -271,6 +274,7 @@ class InboundRelay:
                     content=content,
                     files=files or None,
                     content_html=content_html,
+                    group=await self.route_of(first.channel_id) if self.route_of is not None else None,
                 )
                 self._adopt_case(batch, items[0], case)
                 self.sent_batches += 1

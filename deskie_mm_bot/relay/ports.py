@@ -36,10 +36,11 @@ class Helpdesk(Protocol):
 
     async def open_case(
         self, *, user_custom_id: str, user_full_name: str, subject: str, content: str,
-        files: list[File] | None, content_html: str,
+        files: list[File] | None, content_html: str, group: str | None = None,
     ) -> CaseRef:
-        """Open a case in the bot's channel and default group for the customer, with its first
-        message; errors.ConfigError when the default group does not exist."""
+        """Open a case in the bot's channel for the customer, with its first message, in `group` (an id
+        or exact title: a channel's route) or the default group; errors.ConfigError when the group
+        does not exist."""
         ...
 
     async def add_message(

@@ -70,7 +70,7 @@ class FakeHelpdesk:
 
     async def open_case(
         self, *, user_custom_id: str, user_full_name: str, subject: str, content: str,
-        files: list[tuple[str, bytes, str]] | None, content_html: str,
+        files: list[tuple[str, bytes, str]] | None, content_html: str, group: str | None = None,
     ) -> CaseRef:
         case_id = 100 + len(self.cases)
         self.cases.append(CaseSummary(case_id, CaseStatus.OPEN, user_id=case_id, subject=subject))

@@ -720,3 +720,14 @@ def test_webhook_public_url_is_optional_normalised_and_never_holds_the_path() ->
     err = error_of(config(webhook={"secret": "s3cret-s3cret-s3cret", "public_url": "https://x.test/deskie/webhook"}))
     assert err.key == "webhook.public_url"
     assert error_of(config(webhook={"secret": "s3cret-s3cret-s3cret", "public_url": "ftp://x"})).key == "webhook.public_url"
+
+
+def test_mattermost_routes_map_channel_names_to_groups_and_name_the_bad_key() -> None:
+    assert parse_config(config()).mattermost.routes == ()
+    assert parse_config(config(mattermost={"routes": {}})).mattermost.routes == ()
+    settings = parse_config(config(mattermost={"routes": {"billing": "Billing", "~vip": 44}}))
+    assert settings.mattermost.route_for("billing") == "Billing" and settings.mattermost.route_for("vip") == "44"
+    assert settings.mattermost.route_for("support") is None
+    assert error_of(config(mattermost={"routes": ["billing"]})).key == "mattermost.routes"
+    assert error_of(config(mattermost={"routes": {"Bad Name": "x"}})).key == "mattermost.routes.Bad Name"
+    assert error_of(config(mattermost={"routes": {"billing": ""}})).key == "mattermost.routes.billing"
