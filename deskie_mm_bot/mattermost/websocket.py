@@ -40,10 +40,6 @@ class SequenceGap(Exception):
 
 
 class MattermostWebsocket:
-
-    def state(self) -> LinkState:
-        return LinkState.CONNECTED if self.connected.is_set() else LinkState.DISCONNECTED
-
     def __init__(
         self,
         base_url: str,
@@ -81,6 +77,9 @@ class MattermostWebsocket:
         self.challenge_on_connect = False
         self.reconnects = 0
         self.resyncs = 0
+
+    def state(self) -> LinkState:
+        return LinkState.CONNECTED if self.connected.is_set() else LinkState.DISCONNECTED
 
     async def stop(self) -> None:
         self._stopping.set()
