@@ -8,7 +8,7 @@ single values (durations, listen addresses, URLs).  Errors are raised as :class:
 from __future__ import annotations
 
 from ..logs import redact
-from .loader import SECRET_KEYS, load_config, parse_config
+from .loader import SECRET_KEYS, is_secret_key, load_config, parse_config, workspace_entry_key
 from .model import (
     DEFAULT_STATE_PATH,
     LOG_FORMATS,
@@ -22,6 +22,7 @@ from .model import (
     Settings,
     StateSettings,
     WebhookSettings,
+    WorkspaceSettings,
 )
 from .values import DEFAULT_LISTEN, ConfigError, parse_duration
 
@@ -41,8 +42,11 @@ __all__ = [
     "Settings",
     "StateSettings",
     "WebhookSettings",
+    "WorkspaceSettings",
+    "is_secret_key",
     "load_config",
     "parse_config",
     "parse_duration",
     "redact",
+    "workspace_entry_key",
 ]

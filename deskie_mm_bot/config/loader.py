@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import MISSING, fields, is_dataclass
-from typing import Any, NoReturn, get_type_hints
+from typing import Any, NoReturn, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -28,6 +28,7 @@ from .model import (
     Settings,
     StateSettings,
     WebhookSettings,
+    WorkspaceSettings,
 )
 from .values import DEFAULT_LISTEN, ConfigError, normalise_url, parse_duration, parse_listen, show, type_name
 
@@ -95,7 +96,7 @@ class _Section:
             raise ConfigError(f"unknown key{hint}", self.key(str(shown)))
 
     def secret(self, name: str) -> bool:
-        return self.key(name) in SECRET_KEYS
+        return is_secret_key(self.key(name))
 
     def describe(self, name: str, value: object) -> str:
         """How an offending value is shown: secrets only by their type."""
@@ -210,24 +211,53 @@ def _sub_section(top: _Section, name: str, *, required: bool) -> _Section:
     return _Section(name, value, top.env)
 
 
-def _section_types() -> dict[str, type[Any]]:
-    """Each field of Settings that holds a section's dataclass, in the file's order."""
+def _section_fields() -> dict[str, tuple[type[Any], bool]]:
+    """Each field of Settings that holds a section's dataclass (``X | None`` too), or a tuple of them (a
+    list in the file), in the file's order: field name -> (dataclass, whether a list)."""
     hints = get_type_hints(Settings)
-    return {f.name: hints[f.name] for f in fields(Settings) if is_dataclass(hints[f.name])}
+    found: dict[str, tuple[type[Any], bool]] = {}
+    for f in fields(Settings):
+        hint = hints[f.name]
+        args = [a for a in (get_args(hint) or (hint,)) if a is not type(None) and a is not Ellipsis]
+        if len(args) == 1 and isinstance(args[0], type) and is_dataclass(args[0]):
+            found[f.name] = (args[0], get_origin(hint) is tuple)
+    return found
 
 
-# The known keys, written once: the sections' field names.
+def _keys_of(cls: type[Any]) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
+# The known keys, written once: the sections' field names.  A list section's entries are mappings too.
+_TOP_KEYS = tuple(_section_fields())
 _SECTION_KEYS: dict[str, tuple[str, ...]] = {
-    name: tuple(f.name for f in fields(cls)) for name, cls in _section_types().items()
+    name: _keys_of(cls) for name, (cls, is_list) in _section_fields().items() if not is_list
+}
+_ENTRY_KEYS: dict[str, tuple[str, ...]] = {
+    name: _keys_of(cls) for name, (cls, is_list) in _section_fields().items() if is_list
 }
 _REQUIRED_SECTIONS = tuple(
     f.name for f in fields(Settings)
     if f.name in _SECTION_KEYS and f.default is MISSING and f.default_factory is MISSING
 )
-# Keys whose values are secrets: never echoed in an error message.
+# The two forms of the Mattermost side: exactly one of them is in the file.
+_SINGLE, _SEVERAL = "mattermost", "workspaces"
+# Keys whose values are secrets: never echoed in an error message.  An entry of a list is named by its
+# key's pattern, without the [name] or [index]: "workspaces.bot_token".
 SECRET_KEYS = frozenset(
-    f"{name}.{f.name}" for name, cls in _section_types().items() for f in fields(cls) if f.metadata.get("secret")
+    f"{name}.{f.name}"
+    for name, (cls, _) in _section_fields().items()
+    for f in fields(cls)
+    if f.metadata.get("secret")
 )
+_ENTRY_INDEX_RE = re.compile(r"\[[^\]]*\]")
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether the value at ``key`` (``"mattermost.bot_token"``, ``"workspaces[acme].bot_token"``) is a
+    secret, never to be shown."""
+    return _ENTRY_INDEX_RE.sub("", key) in SECRET_KEYS
+
 
 _CHANNEL_RE = re.compile(r"^cch\d+$")
 _WEBHOOK_SECRET_RE = re.compile(r"^[A-Za-z0-9_.~-]+$")
@@ -269,6 +299,95 @@ def _parse_routes(s: _Section) -> tuple[tuple[str, str], ...]:
             s.fail(f"routes.{name}", f"must be a Deskie group id or exact title, got {show(group)}")
         routes.append((name, str(group).strip()))
     return tuple(routes)
+
+
+# A workspace's name is part of Deskie user ids (<name>:u:<user id>): plain, lowercase, stable.
+_WORKSPACE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
+def workspace_entry_key(index: int, entry: object) -> str:
+    """How an entry of ``workspaces:`` is named in messages: by its name when that is valid, else by
+    its index (``workspaces[acme]``, ``workspaces[2]``)."""
+    name = entry.get("name") if isinstance(entry, Mapping) else None
+    if isinstance(name, str) and _WORKSPACE_NAME_RE.match(name.strip()):
+        return f"{_SEVERAL}[{name.strip()}]"
+    return f"{_SEVERAL}[{index}]"
+
+
+def _workspace_name(s: _Section) -> str:
+    name = s.required_string("name")
+    if not _WORKSPACE_NAME_RE.match(name):
+        s.fail("name", f"must be lowercase letters, digits and '-', starting with a letter or digit, got {show(name)}")
+    return name
+
+
+def _workspace_sections(top: _Section) -> list[tuple[str, _Section]]:
+    """Each entry of ``workspaces:`` as (name, its reader keyed ``workspaces[<name>]``), names checked."""
+    value = top.data.get(_SEVERAL)
+    if value is None or (isinstance(value, list) and not value):
+        raise ConfigError(f"must list at least one workspace (or use {_SINGLE}: for a single one)", _SEVERAL)
+    if not isinstance(value, list):
+        raise ConfigError(
+            f"must be a list of workspaces, each starting with '- name: ...', got {type_name(value)}", _SEVERAL
+        )
+    known = _ENTRY_KEYS[_SEVERAL]
+    found: list[tuple[str, _Section]] = []
+    seen: dict[str, str] = {}
+    for index, entry in enumerate(value):
+        where = f"{_SEVERAL}[{index}]"
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"must be a mapping: the keys of {_SINGLE} plus a name, got {type_name(entry)}", where)
+        by_index = _Section(where, entry, top.env)
+        try:
+            name = _workspace_name(by_index)
+        except ConfigError:
+            by_index.check_unknown(known)  # a typo ("nmae:") explains a missing name
+            raise
+        key = f"{_SEVERAL}[{name}]"
+        if name in seen:
+            raise ConfigError(
+                f"{name!r} is used twice ({seen[name]} and {where}): each workspace needs its own name", f"{key}.name"
+            )
+        seen[name] = where
+        found.append((name, _Section(key, entry, top.env)))
+    return found
+
+
+def _parse_workspace(s: _Section, name: str, base_dir: str | None) -> WorkspaceSettings:
+    section = _parse_mattermost(s, base_dir)
+    default_group = s.string("default_group", allow_int=True)
+    if default_group == "":
+        s.fail("default_group", "must not be empty (leave it out or use null for deskie.default_group)")
+    return WorkspaceSettings.of(section, name=name, default_group=default_group)
+
+
+def _check_distinct_bots(workspaces: Iterable[WorkspaceSettings]) -> None:
+    first: dict[tuple[str, str], WorkspaceSettings] = {}
+    for ws in workspaces:
+        earlier = first.setdefault((ws.url, ws.bot_token), ws)
+        if earlier is not ws:
+            raise ConfigError(
+                f"has the same url and bot_token as {earlier.config_key}: that is one bot, served twice; "
+                f"remove one entry or give it its own bot account",
+                ws.config_key,
+            )
+
+
+def _check_one_form(top: _Section) -> None:
+    """``mattermost:`` or ``workspaces:``, not both, not neither; and no workspace-only key in the first."""
+    if _SINGLE in top.data and _SEVERAL in top.data:
+        raise ConfigError(
+            f"cannot be used together with {_SINGLE}; use {_SINGLE} for one workspace or {_SEVERAL} for several",
+            _SEVERAL,
+        )
+    if _SINGLE not in top.data and _SEVERAL not in top.data:
+        raise ConfigError(f"section is required (or {_SEVERAL}: a list of several workspaces)", _SINGLE)
+    single = top.data.get(_SINGLE)
+    if isinstance(single, Mapping):
+        for name in _ENTRY_KEYS[_SEVERAL]:
+            if name in single and name not in _SECTION_KEYS[_SINGLE]:
+                top.fail(f"{_SINGLE}.{name}", f"unknown key: {name} belongs to an entry of {_SEVERAL}: (the form for "
+                                              f"several workspaces)")
 
 
 def _parse_deskie(s: _Section, base_dir: str | None) -> DeskieSettings:
@@ -347,17 +466,29 @@ def _parse(
             f"got {type_name(data)}"
         )
     top = _Section("", data, env)
-    top.check_unknown(_SECTION_KEYS)
+    top.check_unknown(_TOP_KEYS)
+    _check_one_form(top)
     for name in _REQUIRED_SECTIONS:
         if name not in data:
             raise ConfigError("section is required", name)
-    sections = {name: _sub_section(top, name, required=name in _REQUIRED_SECTIONS) for name in _SECTION_KEYS}
+    several = _SEVERAL in data
+    sections = {
+        name: _sub_section(top, name, required=name in _REQUIRED_SECTIONS)
+        for name in _SECTION_KEYS
+        if not (several and name == _SINGLE)
+    }
+    entries = _workspace_sections(top) if several else []
     # Typos first: an unknown key usually explains a "required" error that would follow.
     for name, section in sections.items():
         section.check_unknown(_SECTION_KEYS[name])
+    for _, entry in entries:
+        entry.check_unknown(_ENTRY_KEYS[_SEVERAL])
 
+    workspaces = tuple(_parse_workspace(entry, name, base_dir) for name, entry in entries)
+    _check_distinct_bots(workspaces)
     return Settings(
-        mattermost=_parse_mattermost(sections["mattermost"], base_dir),
+        mattermost=None if several else _parse_mattermost(sections[_SINGLE], base_dir),
+        workspaces=workspaces,
         deskie=_parse_deskie(sections["deskie"], base_dir),
         webhook=_parse_webhook(sections["webhook"]),
         chats=_parse_chats(sections["chats"]),

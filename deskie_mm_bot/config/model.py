@@ -7,7 +7,7 @@ echoed in an error message.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from urllib.parse import SplitResult, urlsplit
 
 from .values import DEFAULT_LISTEN, parse_listen
@@ -134,10 +134,44 @@ class LogSettings:
 
 
 @dataclass(frozen=True)
-class Settings:
-    """The whole file: each field holding a section's dataclass is a section of the same name."""
+class WorkspaceSettings(MattermostSettings):
+    """One Mattermost workspace the bot serves: an entry of ``workspaces:``, or the ``mattermost:`` section.
 
-    mattermost: MattermostSettings
+    The single ``mattermost:`` form becomes one of these with ``name`` ``""`` and no ``default_group``, so
+    the rest of the bot handles one workspace and several the same way.
+    """
+
+    name: str = ""  # "" only for the single `mattermost:` form
+    # Overrides deskie.default_group for this workspace's DMs and unrouted channels; None: deskie's.
+    default_group: str | None = None
+
+    @property
+    def config_key(self) -> str:
+        """Where this workspace sits in the file: the prefix of its keys in error messages."""
+        return f"workspaces[{self.name}]" if self.name else "mattermost"
+
+    def group_for_default(self, deskie_default: str) -> str:
+        """The group for chats no route sends elsewhere: this workspace's own, else deskie.default_group."""
+        return self.default_group or deskie_default
+
+    @classmethod
+    def of(cls, section: MattermostSettings, *, name: str = "", default_group: str | None = None) -> WorkspaceSettings:
+        """The workspace with ``section``'s values (the ``mattermost:`` keys) and the given name."""
+        values = {f.name: getattr(section, f.name) for f in fields(MattermostSettings)}
+        return cls(**values, name=name, default_group=default_group)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole file: each field holding a section's dataclass is a section of the same name.
+
+    ``mattermost`` (one workspace) and ``workspaces`` (several) are the two forms of the same thing; the
+    file holds one of them.  ``workspaces`` is never empty: built with ``mattermost`` only, it holds that
+    section as the one workspace named ``""``.
+    """
+
+    mattermost: MattermostSettings | None = field(default=None, kw_only=True)
+    workspaces: tuple[WorkspaceSettings, ...] = field(default=(), kw_only=True)
     deskie: DeskieSettings
     webhook: WebhookSettings
     chats: ChatsSettings = field(default_factory=ChatsSettings)
@@ -145,7 +179,35 @@ class Settings:
     log: LogSettings = field(default_factory=LogSettings)
     source_path: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.mattermost is not None:
+            # A stale single workspace is re-derived: dataclasses.replace(settings, mattermost=...) passes
+            # the old one along with the new section.
+            if any(ws.name for ws in self.workspaces):
+                raise ValueError("Settings takes mattermost or named workspaces, not both")
+            object.__setattr__(self, "workspaces", (WorkspaceSettings.of(self.mattermost),))
+            return
+        if not self.workspaces:
+            raise ValueError("Settings needs mattermost or workspaces")
+        object.__setattr__(self, "workspaces", tuple(self.workspaces))
+        names = [ws.name for ws in self.workspaces]
+        if not all(names) or len(set(names)) != len(names):
+            raise ValueError(f"workspaces need distinct non-empty names, got {names!r}")
+
+    @property
+    def several(self) -> bool:
+        """The ``workspaces:`` form (even with one entry): Deskie user ids and names carry the workspace."""
+        return self.mattermost is None
+
+    def workspace(self, name: str) -> WorkspaceSettings:
+        """The workspace of that name (``""`` for the single form); KeyError if there is none."""
+        for ws in self.workspaces:
+            if ws.name == name:
+                return ws
+        raise KeyError(name)
+
     def secrets(self) -> list[str]:
-        """The bot token, the API key and the webhook secret (the non-empty ones), for log redaction."""
-        values = [self.mattermost.bot_token, self.deskie.api_key, self.webhook.secret]
-        return [v for v in values if v]
+        """Every bot token, the API key and the webhook secret (the non-empty ones, once each), for log
+        redaction."""
+        values = [ws.bot_token for ws in self.workspaces] + [self.deskie.api_key, self.webhook.secret]
+        return list(dict.fromkeys(v for v in values if v))

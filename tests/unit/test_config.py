@@ -204,7 +204,15 @@ def test_parse_config_rejects_non_mapping() -> None:
 def test_missing_required_section(section: str) -> None:
     data = config()
     del data[section]
-    assert str(error_of(data)) == f"{section}: section is required"
+    assert str(error_of(data)).startswith(f"{section}: section is required")
+
+
+def test_missing_mattermost_section_names_workspaces_as_the_alternative() -> None:
+    data = config()
+    del data["mattermost"]
+    err = error_of(data)
+    assert err.key == "mattermost"
+    assert "workspaces" in err.problem
 
 
 @pytest.mark.parametrize(
