@@ -20,7 +20,7 @@ from deskie_mm_bot.config import (
     load_config,
     parse_config,
 )
-from tests.unit.test_config import API_KEY, SECRET, TOKEN, config, error_of, write
+from tests.unit.test_config import API_KEY, ENV, EXAMPLE, SECRET, TOKEN, config, error_of, write
 
 TOKEN_2 = "globextoken0987654321zyxwvu"
 
@@ -299,3 +299,34 @@ def test_repr_and_pickle_of_several_workspaces() -> None:
     settings = parse_config(several(), env={})
     assert TOKEN not in repr(settings) and TOKEN_2 not in repr(settings)
     assert pickle.loads(pickle.dumps(settings)) == settings
+
+
+# --- the example file -------------------------------------------------------------------------------
+
+
+def _example_workspaces() -> list[Any]:
+    """The commented-out `workspaces:` example of bot_config.example.yaml, uncommented."""
+    lines = EXAMPLE.read_text(encoding="utf-8").splitlines()
+    start = lines.index("# workspaces:")
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("#"):
+            break
+        block.append(line[2:])
+    result: list[Any] = yaml.safe_load("\n".join(block))["workspaces"]
+    return result
+
+
+def test_the_example_explains_workspaces_as_the_alternative_and_its_example_loads() -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    assert "\nworkspaces:" not in text  # commented out: the example itself is the single form
+    for word in ("name", "default_group", "instead of the mattermost: section", "together are an error"):
+        assert word in text
+    data = yaml.safe_load(text)
+    del data["mattermost"]
+    data["workspaces"] = _example_workspaces()
+    env = {**ENV, "ACME_BOT_TOKEN": TOKEN, "GLOBEX_BOT_TOKEN": TOKEN_2}
+    settings = parse_config(data, env=env)
+    assert [ws.name for ws in settings.workspaces] == ["acme", "globex"]
+    assert settings.workspace("acme").routes == (("billing", "Billing"),)
+    assert settings.workspace("globex").group_for_default(settings.deskie.default_group) == "Globex support"
