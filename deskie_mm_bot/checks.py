@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .blocking import off_loop
-from .config import Settings
+from .config import Settings, WorkspaceSettings
 from .deskie.client import DeskieClient, DeskieError, find_group
 from .deskie.ratebudget import Priority, RateBudget
 from .mattermost.rest import MattermostAuthError, MattermostRejected, MattermostRest, MattermostUnavailable
@@ -31,9 +31,8 @@ def _open_store(settings: Settings) -> Store:
         raise ConfigProblem(f"state.path: cannot open {settings.state.path}: {e}") from None
 
 
-def _rest(settings: Settings) -> MattermostRest:
-    mm = settings.mattermost
-    return MattermostRest(mm.scheme, mm.host, mm.port, mm.bot_token, ca_file=mm.ca_file, insecure=mm.insecure)
+def _rest(ws: WorkspaceSettings) -> MattermostRest:
+    return MattermostRest(ws.scheme, ws.host, ws.port, ws.bot_token, ca_file=ws.ca_file, insecure=ws.insecure)
 
 
 def _deskie(settings: Settings) -> DeskieClient:
@@ -43,50 +42,73 @@ def _deskie(settings: Settings) -> DeskieClient:
                         verify=verify, max_read_attempts=2)
 
 
-async def online_check(settings: Settings, say: Callable[[str], Any]) -> list[str]:
+async def _workspace_problems(ws: WorkspaceSettings, say: Callable[[str], Any]) -> list[str]:
+    """The workspace's token, and the bot's team membership there."""
+    where = ws.config_key
     problems: list[str] = []
-    rest = _rest(settings)
+    rest = _rest(ws)
     try:
         me = await rest.login()
-        say(f"mattermost: token ok, bot @{me.get('username')}")
+        say(f"{where}: token ok, bot @{me.get('username')}")
         if not me.get("is_bot"):
-            say("mattermost: note: the token belongs to a regular user, not a bot account")
+            say(f"{where}: note: the token belongs to a regular user, not a bot account")
         teams = await rest.teams()
         if not teams:
-            problems.append("mattermost: the bot is in no team; add it to your team (System Console > Bot Accounts)")
-        elif settings.mattermost.team:
+            problems.append(f"{where}: the bot is in no team; add it to your team (System Console > Bot Accounts)")
+        elif ws.team:
             names = [t.get("name") for t in teams]
-            if settings.mattermost.team not in names:
-                problems.append(f"mattermost.team: the bot is not in team '{settings.mattermost.team}' "
+            if ws.team not in names:
+                problems.append(f"{where}.team: the bot is not in team '{ws.team}' "
                                 f"(it is in: {', '.join(map(str, names))})")
             else:
-                say(f"mattermost: bot is in team '{settings.mattermost.team}'")
+                say(f"{where}: bot is in team '{ws.team}'")
         else:
-            say(f"mattermost: bot is in {len(teams)} team(s)")
+            say(f"{where}: bot is in {len(teams)} team(s)")
     except MattermostAuthError:
-        problems.append("mattermost.bot_token: rejected by Mattermost (401); create a new bot token")
+        problems.append(f"{where}.bot_token: rejected by Mattermost (401); create a new bot token")
     except (MattermostUnavailable, MattermostRejected) as e:
-        problems.append(f"mattermost.url: {e}")
+        problems.append(f"{where}.url: {e}")
     finally:
         await rest.close()
+    return problems
+
+
+def _group_problems(settings: Settings, groups: list[dict[str, Any]], say: Callable[[str], Any]) -> list[str]:
+    """deskie.default_group, each workspace's own default_group and every route name a Deskie group."""
+    listed = ", ".join(str(g.get("group_title")) for g in groups)
+    problems: list[str] = []
+    group = find_group(groups, settings.deskie.default_group)
+    if group is None:
+        problems.append(f"deskie.default_group: no group '{settings.deskie.default_group}' (groups: {listed})")
+    else:
+        say(f"deskie: default group '{group.get('group_title')}' (id {group.get('group_id')})")
+    for ws in settings.workspaces:
+        if ws.default_group is not None:
+            own = find_group(groups, ws.default_group)
+            if own is None:
+                problems.append(f"{ws.config_key}.default_group: no group '{ws.default_group}' in Deskie "
+                                f"(groups: {listed})")
+            else:
+                say(f"deskie: chats of {ws.config_key} go to group '{own.get('group_title')}'")
+        for channel, wanted in ws.routes:
+            routed = find_group(groups, wanted)
+            if routed is None:
+                problems.append(f"{ws.config_key}.routes.{channel}: no group '{wanted}' in Deskie (groups: {listed})")
+            else:
+                say(f"deskie: chats started in ~{channel} go to group '{routed.get('group_title')}'")
+    return problems
+
+
+async def online_check(settings: Settings, say: Callable[[str], Any]) -> list[str]:
+    problems: list[str] = []
+    for ws in settings.workspaces:
+        problems.extend(await _workspace_problems(ws, say))
 
     deskie = _deskie(settings)
     try:
         groups = await off_loop(None, deskie.list_groups)
         say("deskie: API key ok")
-        group = find_group(groups, settings.deskie.default_group)
-        if group is None:
-            problems.append(f"deskie.default_group: no group '{settings.deskie.default_group}' "
-                            f"(groups: {', '.join(str(g.get('group_title')) for g in groups)})")
-        else:
-            say(f"deskie: default group '{group.get('group_title')}' (id {group.get('group_id')})")
-        for channel, wanted in settings.mattermost.routes:
-            routed = find_group(groups, wanted)
-            if routed is None:
-                problems.append(f"mattermost.routes.{channel}: no group '{wanted}' in Deskie "
-                                f"(groups: {', '.join(str(g.get('group_title')) for g in groups)})")
-            else:
-                say(f"deskie: chats started in ~{channel} go to group '{routed.get('group_title')}'")
+        problems.extend(_group_problems(settings, groups, say))
         channels = await off_loop(None, deskie.list_custom_channels)
         problems.extend(custom_channel_problems(settings, channels, say))
     except DeskieError as e:
@@ -130,14 +152,15 @@ def custom_channel_problems(settings: Settings, channels: list[dict[str, Any]], 
 
 
 async def find_targets(settings: Settings, query: str) -> list[str]:
-    rest = _rest(settings)
+    ws = settings.workspaces[0]  # until `find --workspace NAME`
+    rest = _rest(ws)
     try:
         await rest.login()
         term = query.lstrip("@~")
         lines = [f"{person_name(u).replace(' (', ' ').rstrip(')')} (member)"
                  for u in await rest.search_users(term) if not u.get("is_bot") and u.get("delete_at", 0) == 0]
         for team in await rest.teams():
-            if settings.mattermost.team and team.get("name") != settings.mattermost.team:
+            if ws.team and team.get("name") != ws.team:
                 continue
             for ch in await rest.search_team_channels(team["id"], term):
                 if await rest.is_member(ch["id"], rest.me["id"]):
@@ -147,7 +170,7 @@ async def find_targets(settings: Settings, query: str) -> list[str]:
         await rest.close()
 
 
-async def _resolve_target(rest: MattermostRest, settings: Settings, to: str) -> tuple[dict[str, Any], str, str]:
+async def _resolve_target(rest: MattermostRest, ws: WorkspaceSettings, to: str) -> tuple[dict[str, Any], str, str]:
     name = to[1:]
     if to.startswith("@"):
         users = [u for u in await rest.search_users(name) if u.get("username") == name]
@@ -156,7 +179,7 @@ async def _resolve_target(rest: MattermostRest, settings: Settings, to: str) -> 
         channel = await rest.direct_channel(users[0]["id"])
         return channel, str(Customer.person(users[0]["id"])), person_name(users[0])
     for team in await rest.teams():
-        if settings.mattermost.team and team.get("name") != settings.mattermost.team:
+        if ws.team and team.get("name") != ws.team:
             continue
         for ch in await rest.search_team_channels(team["id"], name):
             if ch.get("name") == name and await rest.is_member(ch["id"], rest.me["id"]):
@@ -167,16 +190,19 @@ async def _resolve_target(rest: MattermostRest, settings: Settings, to: str) -> 
 async def send_outgoing(settings: Settings, to: str, subject: str | None, text: str) -> str:
     """Open a case for the member or channel, post the text there, and register the chat."""
     # The store first: a case opened and posted that the store cannot record would be a chat nobody follows.
+    ws = settings.workspaces[0]  # until `send --workspace NAME`
     store = _open_store(settings)
-    rest = _rest(settings)
+    rest = _rest(ws)
     deskie = _deskie(settings)
     try:
         await rest.login()
-        channel, custom_id, full_name = await _resolve_target(rest, settings, to)
+        channel, custom_id, full_name = await _resolve_target(rest, ws, to)
         groups = await off_loop(None, deskie.list_groups)
-        group = find_group(groups, settings.deskie.default_group)
+        wanted = ws.group_for_default(settings.deskie.default_group)
+        group = find_group(groups, wanted)
         if group is None:
-            raise ConfigProblem(f"deskie.default_group: Deskie has no group '{settings.deskie.default_group}'")
+            key = f"{ws.config_key}.default_group" if ws.default_group is not None else "deskie.default_group"
+            raise ConfigProblem(f"{key}: Deskie has no group '{wanted}'")
         first_line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "Message")
         case = await off_loop(None, lambda: deskie.create_case(
             channel=settings.deskie.channel, user_custom_id=custom_id, user_full_name=full_name,

@@ -53,9 +53,10 @@ def main() -> None:
 
 
 def _warn_insecure(settings: Settings) -> None:
-    for name, section in (("mattermost", settings.mattermost), ("deskie", settings.deskie)):
-        if section.insecure:
-            click.echo(f"warning: {name}.insecure is true: TLS certificates are NOT verified", err=True)
+    services = [(ws.config_key, ws.insecure) for ws in settings.workspaces] + [("deskie", settings.deskie.insecure)]
+    for key, insecure in services:
+        if insecure:
+            click.echo(f"warning: {key}.insecure is true: TLS certificates are NOT verified", err=True)
     if settings.webhook.weak_secret:
         click.echo("warning: webhook.secret is shorter than 16 characters: the webhook URL is easy to guess",
                    err=True)

@@ -15,17 +15,21 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from .config import workspace_entry_key
+
 EXAMPLE_NAME = "bot_config.example.yaml"
 
 # Host names that can never be a real server: reserved for examples and tests (RFC 2606, RFC 6761).
 _RESERVED_DOMAINS = ("example.com", "example.net", "example.org")
 _RESERVED_TLDS = ("example", "invalid")
 _ENV_REF = re.compile(r"\$\{([^}]*)\}")
+_ENTRY_RE = re.compile(r"\[[^\]]*\]")  # workspaces[acme].url has the hint of workspaces.url
 
 # What to put instead, for the keys the example fills with made-up values.
 _HINTS = {
     "url": "put your server's URL here",
     "mattermost.url": "put your Mattermost workspace URL here",
+    "workspaces.url": "put your Mattermost workspace URL here",
     "deskie.url": "put your Deskie account URL here",
     "deskie.staff_email": "put the email of the staff member the API acts as",
     "deskie.channel": "put your custom channel's API code (Deskie > Settings > Channels)",
@@ -49,7 +53,8 @@ def _reserved_host(url: str) -> bool:
 
 
 def _leaves(data: Any, prefix: str = "") -> Iterator[tuple[str, str, Any]]:
-    """(dotted key, last key name, value) of every scalar; list items as `name[i]`."""
+    """(dotted key, last key name, value) of every scalar; list items as `name[i]`, a workspace by its
+    name as the loader names it (`workspaces[acme]`)."""
     if isinstance(data, Mapping):
         for k, v in data.items():
             key = f"{prefix}.{k}" if prefix else str(k)
@@ -59,7 +64,7 @@ def _leaves(data: Any, prefix: str = "") -> Iterator[tuple[str, str, Any]]:
                 yield key, str(k), v
     elif isinstance(data, list):
         for i, v in enumerate(data):
-            yield from _leaves(v, f"{prefix}[{i}]")
+            yield from _leaves(v, workspace_entry_key(i, v) if prefix == "workspaces" else f"{prefix}[{i}]")
 
 
 def _unset_variable(value: str, env: Mapping[str, str]) -> str | None:
@@ -91,7 +96,7 @@ def find_placeholders(data: Any, env: Mapping[str, str]) -> list[str]:
         if not isinstance(value, str):
             continue
         variable = _unset_variable(value, env)
-        hint = _HINTS.get(key, _HINTS.get(name, "put your own value here"))
+        hint = _HINTS.get(_ENTRY_RE.sub("", key), _HINTS.get(name, "put your own value here"))
         if variable is not None:
             found.append(f"{key}: environment variable {variable} is not set")
         elif name in ("url", "public_url") and _reserved_host(value):

@@ -134,4 +134,4 @@ def test_placeholders_in_any_url_key_and_only_reserved_hosts() -> None:
         "other": {"url": "https://example.company.com", "second": "https://chat.example.com.au"},
     }
     found = find_placeholders(data, env={"SECRET": "set"})
-    assert [line.split(":")[0] for line in found] == ["workspaces[0].url", "workspaces[1].url", "webhook.public_url"]
+    assert [line.split(":")[0] for line in found] == ["workspaces[a].url", "workspaces[b].url", "webhook.public_url"]

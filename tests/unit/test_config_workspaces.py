@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from deskie_mm_bot.cli import _warn_insecure
 from deskie_mm_bot.config import (
     MattermostSettings,
     Settings,
@@ -20,6 +21,7 @@ from deskie_mm_bot.config import (
     load_config,
     parse_config,
 )
+from deskie_mm_bot.placeholders import find_placeholders
 from tests.unit.test_config import API_KEY, ENV, EXAMPLE, SECRET, TOKEN, config, error_of, write
 
 TOKEN_2 = "globextoken0987654321zyxwvu"
@@ -299,6 +301,24 @@ def test_repr_and_pickle_of_several_workspaces() -> None:
     settings = parse_config(several(), env={})
     assert TOKEN not in repr(settings) and TOKEN_2 not in repr(settings)
     assert pickle.loads(pickle.dumps(settings)) == settings
+
+
+# --- call sites ---------------------------------------------------------------------------------------
+
+
+def test_insecure_is_warned_for_each_workspace_by_its_key(capsys: pytest.CaptureFixture[str]) -> None:
+    settings = parse_config(several(entry("acme"), entry("globex", bot_token=TOKEN_2, insecure=True)), env={})
+    _warn_insecure(settings)
+    assert "warning: workspaces[globex].insecure is true" in capsys.readouterr().err
+    _warn_insecure(parse_config(config(mattermost={"insecure": True}), env={}))
+    assert "warning: mattermost.insecure is true" in capsys.readouterr().err
+
+
+def test_placeholders_name_a_workspace_as_the_loader_does() -> None:
+    data = several(entry("acme", bot_token="${ACME_TOKEN}", url="chat.acme.com"), {"url": "chat.example.org"})
+    found = [line for line in find_placeholders(data, env={}) if line.startswith("workspaces")]
+    assert [line.split(": ")[0] for line in found] == ["workspaces[acme].bot_token", "workspaces[1].url"]
+    assert "Mattermost workspace URL" in found[1]
 
 
 # --- the example file -------------------------------------------------------------------------------
