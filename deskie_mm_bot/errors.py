@@ -9,7 +9,11 @@
     │                               mark a message failed (MattermostUnavailable, DeskieUnavailable)
     ├── Rejected                    a service refused this one request for good (MattermostRejected,
     │   │                           DeskieRejected)
-    │   └── Gone                    what it was about no longer exists (a case Deskie will not show)
+    │   ├── Gone                    what it was about no longer exists (a case Deskie will not show,
+    │   │                           an answer's file Deskie no longer serves: FileGone)
+    │   ├── TooLarge                a file over the size the other side takes (FileTooLarge)
+    │   └── ChatRefused             the Chat port's "never": PostRefused (the bot left the channel),
+    │                               FileNotBrought, ReactionRefused, FileUnavailable (a customer's file)
     ├── Stopping                    the bot is shutting down: the call was not made (BudgetClosed, …)
     └── Fatal(code, message)        anything else that ends the process with a given code
 
@@ -59,6 +63,30 @@ class Rejected(BotError):
 
 class Gone(Rejected):
     """What the request was about no longer exists there (a Deskie case it will not show)."""
+
+
+class TooLarge(Rejected):
+    """A file larger than the receiving service takes."""
+
+
+class ChatRefused(Rejected):
+    """Mattermost will never take or give this (the Chat port's permanent failures)."""
+
+
+class PostRefused(ChatRefused):
+    """Mattermost will never take this post (the bot left the channel, the channel is gone)."""
+
+
+class FileNotBrought(ChatRefused):
+    """An answer's file that will never reach Mattermost (gone, too large, uploads disabled)."""
+
+
+class ReactionRefused(ChatRefused):
+    """The post is gone, the bot left the channel, the emoji is unknown: do not try again."""
+
+
+class FileUnavailable(ChatRefused):
+    """A customer's file Mattermost will never serve (deleted, no access); other errors are transient."""
 
 
 class Stopping(BotError):

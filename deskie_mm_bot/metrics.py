@@ -39,6 +39,10 @@ class Metrics:
         self.outbox_pending = Gauge("deskie_mm_outbox_pending", "Posts waiting to reach Deskie", registry=r)
         self.replies_pending = Gauge("deskie_mm_replies_pending", "Answers waiting to reach Mattermost", registry=r)
         self.open_chats = Gauge("deskie_mm_open_chats", "Active chats", registry=r)
+        self.workspace_connected = Gauge("deskie_mm_workspace_connected",
+                                         "1 while the workspace's websocket is connected", ["workspace"], registry=r)
+        self.workspace_open_chats = Gauge("deskie_mm_workspace_open_chats", "Active chats of the workspace",
+                                          ["workspace"], registry=r)
         self.budget_available = Gauge("deskie_mm_rate_budget_available", "Deskie API units available now", registry=r)
         self._totals = _Totals()
         r.register(self._totals)

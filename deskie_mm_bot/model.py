@@ -6,6 +6,7 @@ equal to its enum). Imports nothing from the package: both edges and the core ma
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
 from typing import Any
@@ -67,51 +68,65 @@ class CustomerKind(_Text):
     CHANNEL = "c"
 
 
+WORKSPACE_NAME = r"[a-z0-9][a-z0-9-]*"  # `workspaces[].name`: it is part of Deskie user ids and conversation keys
+
+
+def _in(workspace: str) -> str:
+    return f"{workspace}:" if workspace else ""
+
+
 @dataclass(frozen=True)
 class Customer:
-    """Who a Deskie case is with: a Mattermost person (`u:<user id>`) or channel (`c:<channel id>`).
+    """Who a Deskie case is with: a Mattermost person (`u:<user id>`) or channel (`c:<channel id>`),
+    with the workspace's name in front when the bot serves several (`acme:u:<user id>`).
 
     This is the custom channel's `user_custom_id`; `parse` and `str` are its only readers and writers.
+    Mattermost ids never hold a colon, so two parts are the single-workspace form and three the other.
     """
 
     kind: CustomerKind
     id: str
+    workspace: str = ""
 
     @classmethod
-    def person(cls, user_id: str) -> Customer:
-        return cls(CustomerKind.PERSON, user_id)
+    def person(cls, user_id: str, workspace: str = "") -> Customer:
+        return cls(CustomerKind.PERSON, user_id, workspace)
 
     @classmethod
-    def channel(cls, channel_id: str) -> Customer:
-        return cls(CustomerKind.CHANNEL, channel_id)
+    def channel(cls, channel_id: str, workspace: str = "") -> Customer:
+        return cls(CustomerKind.CHANNEL, channel_id, workspace)
 
     @classmethod
     def parse(cls, text: str) -> Customer | None:
         """The customer a `user_custom_id` names; None for anything this bot did not write."""
-        kind, sep, ident = (text or "").partition(":")
-        if not sep or not ident or kind not in ("u", "c"):
+        parts = (text or "").split(":")
+        workspace = parts.pop(0) if len(parts) == 3 else ""
+        if len(parts) != 2 or parts[0] not in ("u", "c") or not parts[1]:
             return None
-        return cls(CustomerKind(kind), ident)
+        if workspace == "" and text.count(":") == 2 or workspace and not re.fullmatch(WORKSPACE_NAME, workspace):
+            return None
+        return cls(CustomerKind(parts[0]), parts[1], workspace)
 
     def __str__(self) -> str:
-        return f"{self.kind.value}:{self.id}"
+        return f"{_in(self.workspace)}{self.kind.value}:{self.id}"
 
 
 class ConvKey:
     """Conversation keys: one chat per channel, one per thread, or an agent-started thread-mode chat
-    that has no thread yet (keyed by its case until its first post exists)."""
+    that has no thread yet (keyed by its case until its first post exists). Channel and thread keys
+    carry the workspace like customers do (`acme:ch:<id>`); a case id is the same in every workspace."""
 
     CHANNEL = "ch:"
     THREAD = "th:"
     OUTGOING = "out:"
 
     @staticmethod
-    def channel(channel_id: str) -> str:
-        return f"{ConvKey.CHANNEL}{channel_id}"
+    def channel(channel_id: str, workspace: str = "") -> str:
+        return f"{_in(workspace)}{ConvKey.CHANNEL}{channel_id}"
 
     @staticmethod
-    def thread(root_id: str) -> str:
-        return f"{ConvKey.THREAD}{root_id}"
+    def thread(root_id: str, workspace: str = "") -> str:
+        return f"{_in(workspace)}{ConvKey.THREAD}{root_id}"
 
     @staticmethod
     def outgoing(case_id: int) -> str:
@@ -120,6 +135,11 @@ class ConvKey:
     @staticmethod
     def is_outgoing(key: str) -> bool:
         return key.startswith(ConvKey.OUTGOING)
+
+
+def named(full_name: str, workspace: str) -> str:
+    """A customer's full name as agents see it: the workspace named after it when there are several."""
+    return f"{full_name} \u00b7 {workspace}" if workspace else full_name
 
 
 @dataclass(frozen=True)

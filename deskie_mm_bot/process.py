@@ -135,9 +135,9 @@ async def _announce_when_relaying(app: BotApp, patience: float = 15.0) -> None:
 
     async def watch() -> None:
         await app.started.wait()
-        if app.ws is not None:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(app.ws.connected.wait(), timeout=patience)
+        deadline = time.monotonic() + patience
+        while not app.any_connected() and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
         relaying.set()
 
     watcher = asyncio.ensure_future(watch())

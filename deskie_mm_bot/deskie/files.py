@@ -15,15 +15,17 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 
+from .. import errors
+
 CHUNK = 256 * 1024
 TIMEOUT = (5.0, 30.0)
 
 
-class FileGone(Exception):
+class FileGone(errors.Gone):
     """The file will never come (404, no access, over the size allowed): name it, do not retry."""
 
 
-class FileTooLarge(FileGone):
+class FileTooLarge(FileGone, errors.TooLarge):
     """Larger than the chat server takes."""
 
 

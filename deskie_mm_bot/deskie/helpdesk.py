@@ -175,6 +175,15 @@ class DeskieHelpdesk:
         return _written(note)
 
     # ---- finding an interrupted write --------------------------------------------------------------
+    async def case_ref(self, case_id: int) -> CaseRef:
+        case = await off_loop(self.pool, self.client.get_case, case_id)
+        return CaseRef(int(case.get("case_id") or case_id), str(case.get("case_number") or ""),
+                       int(case.get("user_id") or 0) or None, _text(case.get("updated_at")))
+
+    async def customer_of(self, user_id: int) -> str:
+        user = await off_loop(self.pool, self.client.get_user, user_id)
+        return str(user.get("user_custom_id") or "")
+
     async def recent_cases_of(self, user_custom_id: str) -> list[CaseSummary]:
         candidates: list[dict[str, Any]] = []
         # Exact match is `^id^` in Deskie's search syntax; plain is the fallback for an account that

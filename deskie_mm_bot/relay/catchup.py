@@ -21,11 +21,10 @@ from ..mattermost.events import post_from_dict
 from ..mattermost.rest import MattermostAuthError, MattermostRejected, MattermostRest, MattermostUnavailable
 from ..model import ChatPost
 from ..retry import Backoff
-from ..store import Store
+from ..store import Store, channel_cursor_prefix
 
 log = logging.getLogger(__name__)
 
-CURSOR_PREFIX = "mm.channel."
 # A second of overlap: posts sharing the cursor's millisecond are not skipped (dedup by post id).
 OVERLAP_MS = 1000
 
@@ -57,8 +56,11 @@ class CatchUp:
         floor: Callable[[], int],
         on_fatal: Callable[[BaseException], None],
         before_plan: Callable[[], None] = lambda: None,
+        workspace: str = "",
     ) -> None:
         self.store = store
+        self.workspace = workspace
+        self.cursor_prefix = channel_cursor_prefix(workspace)
         self.rest = rest
         self.take = take  # records one post, never moves the channel's cursor
         self.team_id = team_id
@@ -90,7 +92,7 @@ class CatchUp:
         except MattermostRejected as e:
             log.info("cannot list the bot's channels (%s); catching up the channels it knows", e)
             listing_ok = False
-        cursors = self.store.channel_cursors()
+        cursors = self.store.channel_cursors(self.workspace)
         floor = self.floor()
         marked = 0
         for ch in listed.values():
@@ -99,7 +101,8 @@ class CatchUp:
                 marked += 1
         # Known channels the listing does not hold: the bot left them, or the server cannot list.
         # Without a listing every known channel is looked at; with one, only those with an open chat.
-        wanted = self.store.known_channels() if not listing_ok else self.store.chat_channels()
+        ws = self.workspace
+        wanted = self.store.known_channels(ws) if not listing_ok else self.store.chat_channels(ws)
         for channel_id in wanted:
             if channel_id not in listed and channel_id not in self._pending:
                 self._pending[channel_id] = None
@@ -159,7 +162,7 @@ class CatchUp:
                 if channel_id not in self._pending:
                     return  # done meanwhile
                 channel = self._pending[channel_id]
-                cursor_text = self.store.get_cursor(CURSOR_PREFIX + channel_id)
+                cursor_text = self.store.get_cursor(self.cursor_prefix + channel_id)
                 cursor = int(cursor_text) if cursor_text is not None else None
                 if channel is None:
                     try:
@@ -202,7 +205,7 @@ class CatchUp:
             # Posts come in creation order but an edited old one carries a late update time: the
             # cursor moves only once the whole list is in, or a crash could skip a post.
             newest = max(max(int(p.get("update_at") or 0), int(p.get("create_at") or 0)) for p in posts)
-            self.store.advance_cursor(CURSOR_PREFIX + channel["id"], newest, refetchable=True)
+            self.store.advance_cursor(self.cursor_prefix + channel["id"], newest, refetchable=True)
 
     def _since_bot_joined(self, posts: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """A channel met for the first time: its history from before the bot joined is not a chat."""

@@ -27,6 +27,7 @@ from ..model import (
     CaseRef,
     CaseStatus,
     ConvState,
+    Customer,
     ItemKind,
     OutboxState,
     Priority,
@@ -44,11 +45,16 @@ MAX_MESSAGE_FILES = 50 * 1024 * 1024
 HOLD_WHEN_SCARCE = 3.0  # seconds a burst may gather before it is sent, when budget is short
 _TAGS = re.compile(r"<[^>]+>")
 
-FileFetcher = Callable[[str], Awaitable[tuple[dict[str, Any], bytes]]]
+# (workspace, file id) -> (file info, bytes): the workspace is the customer's ('' in the single form).
+FileFetcher = Callable[[str, str], Awaitable[tuple[dict[str, Any], bytes]]]
 
 
-class FileUnavailable(Exception):
-    """A file the fetcher will never get (deleted, no access); other errors are transient."""
+def _workspace_of(user_custom_id: str) -> str:
+    who = Customer.parse(user_custom_id)
+    return who.workspace if who is not None else ""
+
+
+FileUnavailable = errors.FileUnavailable
 
 
 def normalise(text: str) -> str:
@@ -103,12 +109,13 @@ class InboundRelay:
         fetch_file: FileFetcher | None = None,
         *,
         clock: Callable[[], float] = time.time,
-        route_of: Callable[[str], Awaitable[str | None]] | None = None,
+        route_of: Callable[[str, str], Awaitable[str | None]] | None = None,
     ) -> None:
         self.store = store
         self.helpdesk = helpdesk
         self.fetch_file = fetch_file
-        # The Deskie group a chat started in this channel goes to (mattermost.routes); None: the default.
+        # (workspace, channel id) -> the Deskie group a chat started there goes to (routes, the
+        # workspace's default_group); None: deskie.default_group.
         self.route_of = route_of
         self.clock = clock
         self._wake = asyncio.Event()
@@ -237,7 +244,7 @@ class InboundRelay:
                     problems.append(f"(attachment {fid} could not be sent)")
                     continue
                 try:
-                    info, blob = await self.fetch_file(fid)
+                    info, blob = await self.fetch_file(_workspace_of(it.user_custom_id), fid)
                 except FileUnavailable as e:
                     # Gone for good (deleted, no access): said in the message. Anything else is
                     # transient and fails the write, which is retried.
@@ -274,7 +281,8 @@ class InboundRelay:
                     content=content,
                     files=files or None,
                     content_html=content_html,
-                    group=await self.route_of(first.channel_id) if self.route_of is not None else None,
+                    group=(await self.route_of(_workspace_of(first.user_custom_id), first.channel_id)
+                           if self.route_of is not None else None),
                 )
                 self._adopt_case(batch, items[0], case)
                 self.sent_batches += 1

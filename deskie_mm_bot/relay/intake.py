@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..model import ChatPost, ConvKey, Customer, ItemKind
+from ..model import ChatPost, ConvKey, Customer, ItemKind, named
 from ..store import Store
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,7 @@ class IntakeRules:
     reply_mode: str = "group_chat"  # group_chat | thread
     mention_only: bool = True
     team_id: str = ""  # empty: every team
+    workspace: str = ""  # the workspace's name when the bot serves several: in keys, ids and names
 
 
 def person_name(user: dict[str, Any]) -> str:
@@ -90,23 +91,25 @@ class Intake:
         if author.get("is_bot"):
             return False
         author_name = person_name(author)
+        ws = self.rules.workspace
+        person = str(Customer.person(post.user_id, ws)), named(author_name, ws)
         if self.rules.reply_mode == "thread":
             root = post.root_id or post.post_id
-            key = ConvKey.thread(root)
+            key = ConvKey.thread(root, ws)
             reply_root = root
             existing = self.store.current_conversation(key)
             if existing is not None:
                 custom_id, full_name = existing.user_custom_id, existing.user_full_name
             else:
-                custom_id, full_name = str(Customer.person(post.user_id)), author_name
+                custom_id, full_name = person
             show_author = not direct
         elif direct:
-            key, reply_root = ConvKey.channel(post.channel_id), ""
-            custom_id, full_name = str(Customer.person(post.user_id)), author_name
+            key, reply_root = ConvKey.channel(post.channel_id, ws), ""
+            custom_id, full_name = person
             show_author = False
         else:
-            key, reply_root = ConvKey.channel(post.channel_id), ""
-            custom_id, full_name = str(Customer.channel(post.channel_id)), channel_name(channel)
+            key, reply_root = ConvKey.channel(post.channel_id, ws), ""
+            custom_id, full_name = str(Customer.channel(post.channel_id, ws)), named(channel_name(channel), ws)
             show_author = True
         fresh = self.store.enqueue_post(
             post_id=post.post_id,
@@ -130,7 +133,7 @@ class Intake:
         return (
             self.store.has_post(root_id)
             or self.store.is_answer_post(root_id)
-            or self.store.current_conversation(ConvKey.thread(root_id)) is not None
+            or self.store.current_conversation(ConvKey.thread(root_id, self.rules.workspace)) is not None
         )
 
     def _record_change(self, post: ChatPost) -> bool:

@@ -18,9 +18,10 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
+from .. import errors
 from ..deskie.files import file_name
 from ..deskie.formatting import MM_LIMIT, message_body, split_message
 from ..deskie.webhook import WebhookEvent
@@ -58,12 +59,9 @@ class AgentNames(Protocol):
         ...
 
 
-class PermanentPostError(Exception):
-    """Mattermost will never take this post (the bot left the channel, the channel is gone)."""
-
-
-class FileNotBrought(Exception):
-    """An answer's file that will never reach Mattermost (gone, too large, uploads disabled)."""
+# The Chat port's permanent failures, under the names the relay has always used.
+PermanentPostError = errors.PostRefused
+FileNotBrought = errors.FileNotBrought
 
 
 def plan_posts(body: str, n_files: int) -> list[tuple[str, range]]:
@@ -110,7 +108,7 @@ class OutboundRelay:
     def __init__(
         self,
         store: Store,
-        poster: Poster,
+        poster: Poster | Mapping[str, Poster],
         *,
         clock: Callable[[], float] = time.time,
         open_outgoing: Callable[[WebhookEvent], Any] | None = None,
@@ -119,19 +117,21 @@ class OutboundRelay:
         after_drain: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
-        self.poster = poster
+        # One Mattermost per workspace ('' in the single `mattermost:` form): a chat's answers go to its own.
+        self.posters: Mapping[str, Poster] = poster if isinstance(poster, Mapping) else {"": poster}
         self.clock = clock
         self.open_outgoing = open_outgoing
         self.on_note = on_note
         self.names = names  # None: answers are posted without the agent's name
         self.after_drain = after_drain
-        self._wake = asyncio.Event()
+        self._wakes: dict[str, asyncio.Event] = {}
         self.posted = 0
         self.failures = 0  # transient posting failures since start (a stop's drain watches it)
         self.flushing = False  # stopping: answers waiting for a retry are tried once more, now
 
     def wake(self) -> None:
-        self._wake.set()
+        for event in self._wakes.values():
+            event.set()
 
     async def accept_webhook(self, event: WebhookEvent) -> str:
         """Record an answer from the webhook. Returns what was done; raises WebhookRefused for 4xx."""
@@ -170,32 +170,49 @@ class OutboundRelay:
         return "duplicate"
 
     async def run(self, stopping: asyncio.Event) -> None:
-        while not stopping.is_set():
-            self._wake.clear()
-            await self.drain()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=0.5)
+        """A loop per workspace: a Mattermost that is slow or down holds back only its own chats."""
+        self._wakes = {ws: asyncio.Event() for ws in self.posters}
+        await asyncio.gather(*(self._run_workspace(ws, stopping) for ws in self.posters))
 
-    async def drain(self) -> None:
-        """Post every answer that is due; each chat's answers strictly in order."""
+    async def _run_workspace(self, workspace: str, stopping: asyncio.Event) -> None:
+        wake = self._wakes[workspace]
+        while not stopping.is_set():
+            wake.clear()
+            await self.drain(workspace)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=0.5)
+
+    async def drain(self, workspace: str | None = None) -> None:
+        """Post every answer that is due (of one workspace, or of all); each chat's answers strictly in order."""
         try:
             while True:
                 due = self.store.due_replies(float("inf") if self.flushing else self.clock())
-                if not due:
+                chats = [(reply, self._conversation_of(reply)) for reply in due]
+                if workspace is not None:
+                    chats = [(r, c) for r, c in chats if c is None or c.workspace == workspace]
+                if not chats:
                     return
                 progressed = False
-                for reply in due:
-                    progressed |= await self._attempt(reply)
+                for reply, conv in chats:
+                    progressed |= await self._attempt(reply, conv)
                 if not progressed:
                     return
         finally:
             if self.after_drain is not None:
                 await self.after_drain()
 
-    async def _attempt(self, reply: Reply) -> bool:
+    def _conversation_of(self, reply: Reply) -> Conversation | None:
         conv = self.store.conversation(reply.conversation_id) if reply.conversation_id else None
-        if conv is None:
-            conv = self.store.conversation_by_case(reply.case_id)
+        return conv if conv is not None else self.store.conversation_by_case(reply.case_id)
+
+    def _poster(self, conv: Conversation) -> Poster:
+        poster = self.posters.get(conv.workspace)
+        if poster is None:
+            # Taken out of the config: kept (and retried) until the workspace is back, never posted elsewhere.
+            raise LookupError(f"workspace '{conv.workspace}' is not configured")
+        return poster
+
+    async def _attempt(self, reply: Reply, conv: Conversation | None) -> bool:
         if conv is None:
             self.store.finish_reply(reply.id, ReplyState.DROPPED, "no conversation for the case")
             return True
@@ -255,6 +272,7 @@ class OutboundRelay:
         return name
 
     async def _deliver(self, reply: Reply, conv: Conversation) -> None:
+        poster = self._poster(conv)
         name = await self._agent_name(reply)
         posts = plan_posts(with_agent_name(name, reply.body), len(reply.attachments))
         done = reply.parts_posted
@@ -264,7 +282,7 @@ class OutboundRelay:
             since = int(reply.received_at * 1000) - 60_000
             # The id may have been learnt since the post was made (a webhook without one): either key.
             keys = {key, f"r{reply.id}"}
-            for post in await self.poster.recent_bot_posts(conv.channel_id, since):
+            for post in await poster.recent_bot_posts(conv.channel_id, since):
                 props = post.get("props") or {}
                 if str(props.get(PROP_MESSAGE)) in keys and int(props.get(PROP_PART, 0)) >= done:
                     self.store.record_reply_part(reply.id, str(post["id"]))
@@ -272,14 +290,14 @@ class OutboundRelay:
             first = (self.store.reply(reply.id) or reply).post_ids[:1]
             if ConvKey.is_outgoing(conv.conv_key) and first and first[0]:
                 # The thread's first post was made before the crash, and the chat not yet moved into it.
-                self.store.rekey_conversation(conv.id, ConvKey.thread(first[0]), first[0])
+                self.store.rekey_conversation(conv.id, ConvKey.thread(first[0], conv.workspace), first[0])
                 conv = self.store.conversation(conv.id) or conv
         else:
             self.store.mark_reply_posting(reply.id)
         root_id = conv.reply_root_id
         for index in range(done, len(posts)):
             text, chunk = posts[index]
-            file_ids, missing = await self._bring_files(conv, [reply.attachments[i] for i in chunk])
+            file_ids, missing = await self._bring_files(poster, conv, [reply.attachments[i] for i in chunk])
             if missing:
                 lines = "\n".join(f"\U0001f4ce {n} could not be attached ({why})" for n, why in missing)
                 text = f"{text}\n\n{lines}" if text else lines
@@ -287,12 +305,12 @@ class OutboundRelay:
                 self._note(reply, conv, f"unattached:{reply.id}:{index}",
                            "These files of your answer did not reach the customer in Mattermost: "
                            + "; ".join(f"{n} ({why})" for n, why in missing))
-            post = await self.poster.create_post(
+            post = await poster.create_post(
                 conv.channel_id,
                 text,
                 root_id=root_id,
                 props={PROP_MESSAGE: key, PROP_PART: index, "deskie_case_id": str(reply.case_id)},
-                pending_post_id=f"{self.poster.bot_id}:deskie{key}p{index}",
+                pending_post_id=f"{poster.bot_id}:deskie{key}p{index}",
                 file_ids=file_ids or None,
             )
             with self.store.lazy_commits():  # still `posting`: after a power cut the channel is looked at first
@@ -300,7 +318,7 @@ class OutboundRelay:
             if ConvKey.is_outgoing(conv.conv_key) and post.get("id"):
                 # An agent-started chat in thread mode: its first post is the thread the chat lives in.
                 root_id = str(post["id"])
-                self.store.rekey_conversation(conv.id, ConvKey.thread(root_id), root_id)
+                self.store.rekey_conversation(conv.id, ConvKey.thread(root_id, conv.workspace), root_id)
                 conv = self.store.conversation(conv.id) or conv
         with self.store.lazy_commits():
             self.store.finish_reply(reply.id)
@@ -311,14 +329,14 @@ class OutboundRelay:
         log.info("posted agent answer %s of case %s to %s", key, reply.case_id, conv.channel_id)
 
     async def _bring_files(
-        self, conv: Conversation, attachments: list[dict[str, Any]]
+        self, poster: Poster, conv: Conversation, attachments: list[dict[str, Any]]
     ) -> tuple[list[str], list[tuple[str, str]]]:
         """Upload a post's files: their ids, and (name, why) of those that can never come."""
         ids: list[str] = []
         missing: list[tuple[str, str]] = []
         for att in attachments:
             try:
-                ids.append(await self.poster.bring_file(conv.channel_id, att))
+                ids.append(await poster.bring_file(conv.channel_id, att))
             except FileNotBrought as e:
                 name = file_name(att)
                 log.warning("file %s of an answer cannot be brought to Mattermost: %s", name, e)

@@ -53,6 +53,14 @@ class Helpdesk(Protocol):
         """An internal note for the agent; raises errors.Gone when the case no longer exists."""
         ...
 
+    async def case_ref(self, case_id: int) -> CaseRef:
+        """A case an agent started (its number and customer); errors.Rejected when it cannot be read."""
+        ...
+
+    async def customer_of(self, user_id: int) -> str:
+        """The `user_custom_id` of a helpdesk user ("" when it has none); errors.Rejected when unreadable."""
+        ...
+
     async def recent_cases_of(self, user_custom_id: str) -> list[CaseSummary]:
         """The customer's latest cases in the bot's channel (merged ones too), newest first."""
         ...

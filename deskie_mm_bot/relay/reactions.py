@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
+from .. import errors
 from ..retry import backoff_delay
 from ..store import Store
 
@@ -28,16 +29,17 @@ class Reactor(Protocol):
         ...
 
 
-class ReactionRefused(Exception):
-    """The post is gone, the bot left the channel, the emoji is unknown: do not try again."""
+ReactionRefused = errors.ReactionRefused
 
 
 class StatusReactions:
     def __init__(
-        self, store: Store, reactor: Reactor, *, enabled: bool, clock: Callable[[], float] = time.time
+        self, store: Store, reactor: Reactor | Mapping[str, Reactor], *, enabled: bool,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
-        self.reactor = reactor
+        # One per workspace, as for answers: a reaction goes on the post in the chat's own workspace.
+        self.reactors: Mapping[str, Reactor] = reactor if isinstance(reactor, Mapping) else {"": reactor}
         self.enabled = enabled
         self.clock = clock
         self.made = 0
@@ -45,6 +47,7 @@ class StatusReactions:
     async def settle(self) -> None:
         """Make the reactions that are due (at most a handful per call; the next call does the rest)."""
         for row in self.store.due_reactions(self.clock()):
+            reactor = self.reactors.get(row.workspace)
             for which in ("eyes", "closed_mark"):
                 if getattr(row, which) != "wanted":
                     continue
@@ -52,7 +55,9 @@ class StatusReactions:
                     self.store.finish_reaction(row.conversation_id, which, "failed")
                     continue
                 try:
-                    await self.reactor.react(row.post_id, EMOJI[which])
+                    if reactor is None:
+                        raise ReactionRefused(f"workspace '{row.workspace}' is not configured")
+                    await reactor.react(row.post_id, EMOJI[which])
                 except ReactionRefused as e:
                     log.warning("no :%s: on post %s: %s", EMOJI[which], row.post_id, e)
                     self.store.finish_reaction(row.conversation_id, which, "failed")

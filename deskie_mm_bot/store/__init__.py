@@ -8,7 +8,7 @@ it is sent, and an agent's answer is recorded before it is posted.
 from __future__ import annotations
 
 from .conversations import Conversation, Conversations
-from .cursors import Cursors
+from .cursors import Cursors, catchup_floor_name, channel_cursor_prefix
 from .db import Db
 from .outbox import Batch, Outbox, OutboxItem
 from .reactions import ChatReaction, Reactions
@@ -22,4 +22,7 @@ class Store(Cursors, Outbox, Conversations, Replies, Reactions, Db):
     call site says `store.x(...)`."""
 
 
-__all__ = ["Batch", "ChatReaction", "Conversation", "Db", "OutboxItem", "Reply", "Store", "content_hash"]
+__all__ = [
+    "Batch", "ChatReaction", "Conversation", "Db", "OutboxItem", "Reply", "Store", "catchup_floor_name",
+    "channel_cursor_prefix", "content_hash",
+]

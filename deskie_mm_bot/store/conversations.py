@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
+from ..model import Customer
 from .db import Db
 
 
@@ -27,6 +28,7 @@ class Conversation:
     created_at: float
     own_updated_at: str | None = None
     verify_after: float | None = None
+    workspace: str = ""  # '' in the single `mattermost:` form
 
 
 def _conversation(row: sqlite3.Row) -> Conversation:
@@ -77,13 +79,16 @@ class Conversations(Db):
         """A new chat for a case. With `finishes_batch`, the batch that created the case is marked sent
         in the same transaction: a crash can never leave the case recorded but its write in flight."""
         now = self._clock()
+        # The customer names the workspace: a chat can never be recorded under another one.
+        who = Customer.parse(user_custom_id)
+        workspace = who.workspace if who is not None else ""
         with self.transaction() as c:
             cur = c.execute(
                 "INSERT INTO conversations (conv_key, channel_id, reply_root_id, user_custom_id, user_full_name,"
                 " case_id, case_number, deskie_user_id, state, last_activity_at, last_speaker, last_message_id,"
-                " case_updated_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?)",
+                " case_updated_at, created_at, workspace) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?)",
                 (conv_key, channel_id, reply_root_id, user_custom_id, user_full_name, case_id, case_number,
-                 deskie_user_id, now, last_speaker, last_message_id, case_updated_at, now),
+                 deskie_user_id, now, last_speaker, last_message_id, case_updated_at, now, workspace),
             )
             if finishes_batch is not None:
                 c.execute("UPDATE batches SET state = 'done' WHERE id = ?", (finishes_batch,))
@@ -162,10 +167,18 @@ class Conversations(Db):
         )
         return [_conversation(r) for r in rows]
 
-    def count_conversations(self, state: str = "active") -> int:
-        row = self._one("SELECT COUNT(*) AS n FROM conversations WHERE state = ?", (state,))
+    def count_conversations(self, state: str = "active", workspace: str | None = None) -> int:
+        """Chats in `state`, of one workspace or (None) of all."""
+        if workspace is None:
+            row = self._one("SELECT COUNT(*) AS n FROM conversations WHERE state = ?", (state,))
+        else:
+            row = self._one("SELECT COUNT(*) AS n FROM conversations WHERE state = ? AND workspace = ?",
+                            (state, workspace))
         return int(row["n"]) if row else 0
 
-    def chat_channels(self) -> list[str]:
-        """Channels with a chat that is not closed."""
-        return [r["channel_id"] for r in self._all("SELECT DISTINCT channel_id FROM conversations WHERE state != 'closed'")]
+    def chat_channels(self, workspace: str = "") -> list[str]:
+        """The workspace's channels with a chat that is not closed."""
+        rows = self._all(
+            "SELECT DISTINCT channel_id FROM conversations WHERE state != 'closed' AND workspace = ?", (workspace,)
+        )
+        return [r["channel_id"] for r in rows]

@@ -1,11 +1,29 @@
-"""Named cursors (the reconcile position, each channel's catch-up position under 'mm.channel.', the
-catch-up floor) and the last errors `status` shows."""
+"""Named cursors (the reconcile position, each channel's catch-up position, each workspace's catch-up
+floor) and the last errors `status` shows.
+
+A workspace's cursors carry its name: 'mm.channel.<id>' and 'mm.catchup_floor_ms' for the single
+`mattermost:` form (as stores written before several workspaces have them), 'mm.ws.<name>.…' otherwise.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from .db import Db
+
+
+def _workspace_part(workspace: str) -> str:
+    return f"mm.ws.{workspace}." if workspace else "mm."
+
+
+def channel_cursor_prefix(workspace: str = "") -> str:
+    """The names of a workspace's channel cursors: this prefix and the channel id."""
+    return f"{_workspace_part(workspace)}channel."
+
+
+def catchup_floor_name(workspace: str = "") -> str:
+    """The workspace's first start (ms): history from before it is not relayed."""
+    return f"{_workspace_part(workspace)}catchup_floor_ms"
 
 
 class Cursors(Db):
@@ -22,17 +40,23 @@ class Cursors(Db):
             (name, value),
         )
 
-    def known_channels(self) -> list[str]:
+    def known_channels(self, workspace: str = "") -> list[str]:
         """Channels the bot has taken posts from or chats in: what a catch-up must look at, at least."""
+        prefix = channel_cursor_prefix(workspace)
         rows = self._all(
-            "SELECT substr(name, 12) AS ch FROM cursors WHERE name LIKE 'mm.channel.%'"
-            " UNION SELECT channel_id FROM conversations WHERE state != 'closed'"
+            "SELECT substr(name, ?) AS ch FROM cursors WHERE substr(name, 1, ?) = ?"
+            " UNION SELECT channel_id FROM conversations WHERE state != 'closed' AND workspace = ?",
+            (len(prefix) + 1, len(prefix), prefix, workspace),
         )
         return [r["ch"] for r in rows]
 
-    def channel_cursors(self) -> dict[str, int]:
+    def channel_cursors(self, workspace: str = "") -> dict[str, int]:
         """Every channel's catch-up cursor at once (a restart compares thousands with the listing)."""
-        rows = self._all("SELECT substr(name, 12) AS ch, value FROM cursors WHERE name LIKE 'mm.channel.%'")
+        prefix = channel_cursor_prefix(workspace)
+        rows = self._all(
+            "SELECT substr(name, ?) AS ch, value FROM cursors WHERE substr(name, 1, ?) = ?",
+            (len(prefix) + 1, len(prefix), prefix),
+        )
         return {r["ch"]: int(r["value"]) for r in rows}
 
     def advance_cursor(self, name: str, value: int, *, refetchable: bool = False) -> None:

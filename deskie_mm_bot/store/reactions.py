@@ -16,6 +16,7 @@ class ChatReaction:
     closed_mark: str
     attempts: int
     next_attempt_at: float
+    workspace: str = ""  # the chat's (the post is in that workspace)
 
 
 class Reactions(Db):
@@ -41,8 +42,10 @@ class Reactions(Db):
 
     def due_reactions(self, now: float, limit: int = 20) -> list[ChatReaction]:
         rows = self._all(
-            "SELECT * FROM chat_reactions WHERE (eyes = 'wanted' OR closed_mark = 'wanted')"
-            " AND next_attempt_at <= ? ORDER BY next_attempt_at, conversation_id LIMIT ?",
+            "SELECT r.*, COALESCE(c.workspace, '') AS workspace FROM chat_reactions r"
+            " LEFT JOIN conversations c ON c.id = r.conversation_id"
+            " WHERE (r.eyes = 'wanted' OR r.closed_mark = 'wanted')"
+            " AND r.next_attempt_at <= ? ORDER BY r.next_attempt_at, r.conversation_id LIMIT ?",
             (now, limit),
         )
         return [ChatReaction(**{k: r[k] for k in r.keys()}) for r in rows]

@@ -67,6 +67,15 @@ class FakeHelpdesk:
         self.cases: list[CaseSummary] = []
         self.written: list[tuple[int, str]] = []  # (case id, content) of every case, message and note
         self.messages_of: dict[int, list[CaseMessage]] = {}
+        self.customers: dict[int, str] = {}  # Deskie user id -> user_custom_id (cases agents started)
+
+    async def case_ref(self, case_id: int) -> CaseRef:
+        if case_id in self.refused or case_id in self.gone:
+            raise errors.Rejected(f"case {case_id} refused")
+        return CaseRef(case_id, f"N{case_id}", case_id, None)
+
+    async def customer_of(self, user_id: int) -> str:
+        return self.customers.get(user_id, "")
 
     async def open_case(
         self, *, user_custom_id: str, user_full_name: str, subject: str, content: str,

@@ -166,7 +166,8 @@ def test_an_attachment_mattermost_cannot_serve_right_now_is_retried_not_dropped(
     deskie.outage = 0
     attempts: list[str] = []
 
-    async def fetch(file_id: str) -> tuple[dict[str, Any], bytes]:
+    async def fetch(workspace: str, file_id: str) -> tuple[dict[str, Any], bytes]:
+        assert workspace == ""
         attempts.append(file_id)
         if file_id == "gone":
             raise FileUnavailable("HTTP 404")

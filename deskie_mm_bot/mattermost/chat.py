@@ -1,0 +1,123 @@
+"""One Mattermost workspace as the core sees it (the Chat port): posts, files, reactions, people.
+
+Errors come out sorted: a `errors.ChatRefused` subclass when Mattermost will never take (or give)
+this, anything else is transient and the core retries it. The post limit and splitting are the core's
+plan (`relay/outbound.plan_posts`); what a post looks like on the wire is here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from .. import errors
+from .rest import MattermostRejected, MattermostRest, MattermostUnavailable
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_FILE_SIZE = 104857600  # Mattermost's FileSettings.MaxFileSize default (100 MiB)
+
+
+class AnswerFile(Protocol):
+    name: str
+    data: bytes
+    mime_type: str
+
+
+# (attachment, max bytes) -> the file; raises errors.TooLarge, errors.Rejected (never comes) or anything
+# else (transient). An answer's files come from the helpdesk: the wiring hands this in.
+AnswerFiles = Callable[[dict[str, Any], int], Awaitable[AnswerFile]]
+
+
+class MattermostChat:
+    def __init__(self, rest: MattermostRest, answer_files: AnswerFiles | None = None) -> None:
+        self.rest = rest
+        self.answer_files = answer_files
+        self._limits: tuple[int, bool] | None = None
+
+    @property
+    def bot_id(self) -> str:
+        return str(self.rest.me.get("id", ""))
+
+    async def create_post(
+        self, channel_id: str, message: str, *, root_id: str, props: dict[str, Any], pending_post_id: str,
+        file_ids: list[str] | None = None,
+    ) -> dict[str, Any]:
+        try:
+            return await self.rest.create_post(
+                channel_id, message, root_id=root_id, props=props, pending_post_id=pending_post_id,
+                file_ids=file_ids,
+            )
+        except MattermostRejected as e:
+            if e.status in (400, 403, 404):
+                raise errors.PostRefused(str(e)) from None
+            raise
+
+    async def file_limits(self) -> tuple[int, bool]:
+        """(MaxFileSize, EnableFileAttachments) from the server's client config; defaults if unreadable."""
+        if self._limits is None:
+            try:
+                cfg = await self.rest.client_config()
+            except (MattermostRejected, MattermostUnavailable) as e:
+                log.info("cannot read Mattermost's file limits (%s); assuming its defaults", e)
+                return DEFAULT_MAX_FILE_SIZE, True
+            size = str(cfg.get("MaxFileSize") or "")
+            self._limits = (int(size) if size.isdigit() and int(size) > 0 else DEFAULT_MAX_FILE_SIZE,
+                            str(cfg.get("EnableFileAttachments", "true")).lower() != "false")
+        return self._limits
+
+    async def bring_file(self, channel_id: str, attachment: dict[str, Any]) -> str:
+        """Fetch an answer's file and upload it to the channel: its Mattermost file id."""
+        if self.answer_files is None:
+            raise errors.FileNotBrought("files are not brought across")
+        max_size, enabled = await self.file_limits()
+        if not enabled:
+            raise errors.FileNotBrought("file attachments are turned off in Mattermost")
+        limit_text = f"over Mattermost's {_size_text(max_size)} limit"
+        try:
+            f = await self.answer_files(attachment, max_size)
+        except errors.TooLarge:
+            raise errors.FileNotBrought(limit_text) from None
+        except errors.Rejected as e:
+            raise errors.FileNotBrought(f"no longer available in Deskie: {e}") from None
+        try:
+            info = await self.rest.upload_file(channel_id, f.name, f.data, f.mime_type)
+        except MattermostRejected as e:
+            if e.status == 413:
+                self._limits = None  # the server's limit may have changed: read it again next time
+                raise errors.FileNotBrought(limit_text) from None
+            if e.error_id == "api.file.attachments.disabled.app_error":
+                self._limits = None
+                raise errors.FileNotBrought("file attachments are turned off in Mattermost") from None
+            raise errors.FileNotBrought(f"Mattermost refused the upload: HTTP {e.status}") from None
+        return str(info["id"])
+
+    async def fetch_file(self, file_id: str) -> tuple[dict[str, Any], bytes]:
+        """A customer's file: (its info, its bytes)."""
+        try:
+            return await self.rest.get_file(file_id)
+        except MattermostRejected as e:
+            raise errors.FileUnavailable(f"HTTP {e.status}") from None
+
+    async def react(self, post_id: str, emoji_name: str) -> None:
+        try:
+            await self.rest.add_reaction(post_id, emoji_name)
+        except MattermostRejected as e:
+            raise errors.ReactionRefused(f"HTTP {e.status} {e.error_id}") from None
+
+    async def recent_bot_posts(self, channel_id: str, since_ms: int) -> list[dict[str, Any]]:
+        posts = await self.rest.posts_since(channel_id, max(0, since_ms))
+        # Edit-history copies carry the old props too: only the posts themselves count.
+        return [p for p in posts if p.get("user_id") == self.bot_id and not p.get("original_id")]
+
+    async def channel_kind(self, channel_id: str) -> tuple[str, str]:
+        """(type, URL name) of a channel: routes go by the name, only for public and private channels."""
+        channel = await self.rest.get_channel(channel_id)
+        return str(channel.get("type") or ""), str(channel.get("name") or "")
+
+
+def _size_text(n: int) -> str:
+    if n >= 1048576:
+        return f"{n / 1048576:.0f} MB"
+    return f"{n / 1024:.0f} KB" if n >= 1024 else f"{n} bytes"
