@@ -20,9 +20,12 @@ DEFAULT_MAX_FILE_SIZE = 104857600  # Mattermost's FileSettings.MaxFileSize defau
 
 
 class AnswerFile(Protocol):
-    name: str
-    data: bytes
-    mime_type: str
+    @property
+    def name(self) -> str: ...
+    @property
+    def data(self) -> bytes: ...
+    @property
+    def mime_type(self) -> str: ...
 
 
 # (attachment, max bytes) -> the file; raises errors.TooLarge, errors.Rejected (never comes) or anything

@@ -38,7 +38,8 @@ ROOM_FOR_FILE_LINES = 2000  # a text part leaves this much room for naming files
 
 
 class Poster(Protocol):
-    bot_id: str
+    @property
+    def bot_id(self) -> str: ...
 
     async def create_post(
         self, channel_id: str, message: str, *, root_id: str, props: dict[str, Any], pending_post_id: str,
