@@ -31,22 +31,16 @@ from .config import Settings
 from .deskie.client import DeskieClient, DeskieError
 from .deskie.files import AnswerFile, FileFetcher
 from .deskie.helpdesk import DeskieHelpdesk
-from .deskie.ratebudget import BudgetClosed, RateBudget
+from .deskie.ratebudget import RateBudget
 from .deskie.staff import StaffNames
-from .deskie.webhook import WebhookEvent
 from .errors import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, Fatal
 from .health import Health, ServiceState
 from .mattermost.rest import MattermostAuthError, MattermostUnavailable
 from .mattermost.websocket import MattermostWebsocket
 from .metrics import Metrics
-from .relay.inbound import InboundRelay
-from .relay.lifecycle import IdleSweeper
-from .relay.outbound import OutboundRelay
-from .relay.outgoing import OutgoingChats
-from .relay.reactions import StatusReactions
-from .relay.reconcile import Reconciler
+from .relay.relay import Relay, queued
 from .server import build_app
-from .store import Conversation, Store
+from .store import Store
 from .store.cursors import catchup_floor_name
 from .workspace import StartAborted, Workspace, pause
 
@@ -154,22 +148,14 @@ class BotApp:
         self.helpdesk = DeskieHelpdesk(self.deskie, d.channel, self.pool,
                                        get_setting=store.get_cursor, set_setting=store.set_cursor,
                                        default_group=d.default_group)
-        by_name = {w.name: w for w in self.workspaces}
-        self.inbound = InboundRelay(
-            store, self.helpdesk, lambda ws, file_id: by_name[ws].fetch_file(file_id), clock=self.clock,
-            route_of=lambda ws, channel_id: by_name[ws].route_of(channel_id),
+        self.relay = relay = Relay(
+            store, self.helpdesk, self.workspaces, thread_mode=s.chats.reply_mode == "thread",
+            reactions=s.chats.reactions, idle_timeout=s.chats.idle_timeout,
+            names=StaffNames(self.deskie, self.pool) if s.chats.agent_name else None, clock=self.clock,
         )
-        chats = {w.name: w.chat for w in self.workspaces}
-        self.reactions = StatusReactions(store, chats, enabled=s.chats.reactions, clock=self.clock)
-        self.outgoing = OutgoingChats(store, self.helpdesk, by_name, thread_mode=s.chats.reply_mode == "thread",
-                                      floor_of=lambda ws: by_name[ws].floor() if ws in by_name else 0)
-        self.outbound = OutboundRelay(store, chats, clock=self.clock,
-                                      open_outgoing=self.open_outgoing, on_note=self.inbound.wake,
-                                      names=StaffNames(self.deskie, self.pool) if s.chats.agent_name else None,
-                                      after_drain=self.reactions.settle)
-        self.reconciler = Reconciler(store, self.helpdesk, on_new_replies=self.outbound.wake, clock=self.clock,
-                                     adopt_unknown=self.outgoing.adopt)
-        self.sweeper = IdleSweeper(store, self.helpdesk, s.chats.idle_timeout, clock=self.clock)
+        # The parts tests and the scheduler reach for by name.
+        self.inbound, self.outbound, self.reconciler, self.sweeper = (
+            relay.inbound, relay.outbound, relay.reconciler, relay.sweeper)
         self.metrics.read_totals_from(self.metric_totals)
         # 4. HTTP
         app = build_app(s.webhook.secret, self.outbound, self.health, self.metrics, self.refresh_metrics)
@@ -182,7 +168,7 @@ class BotApp:
             raise Fatal(EXIT_RUNTIME, f"cannot listen on {s.webhook.listen} (webhook.listen): {e.strerror or e}") from None
         # 5. loops
         self._spawn("inbound", self.inbound.run(self.stopping))
-        self._spawn("outbound", self._outbound_after_first_poll())
+        self._spawn("outbound", relay.run_outbound(self.stopping, self._job(self.reconciler.poll), FIRST_POLL_PATIENCE))
         self._spawn("group", self._resolve_groups_soon())
         self.scheduler = AsyncIOScheduler()
         self.scheduler.add_job(self._job(self.reconciler.poll), "interval", seconds=s.chats.poll_interval,
@@ -202,14 +188,6 @@ class BotApp:
             else:
                 self._spawn("websocket", w.run())
         log.info("deskie-mm-bot running; webhook on http://%s/deskie/webhook/<secret>", s.webhook.listen)
-
-    async def _outbound_after_first_poll(self) -> None:
-        """A reconciliation at once, and answers wait for it (a few seconds at most): answers given
-        while the bot was away come by poll, while their webhooks may be retried at once; the ledger
-        then posts them in Deskie's order."""
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._job(self.reconciler.poll)(), timeout=FIRST_POLL_PATIENCE)
-        await self.outbound.run(self.stopping)
 
     def _recorded(self) -> None:
         self.metrics.posts_recorded.inc()
@@ -261,7 +239,7 @@ class BotApp:
             drain = drain and not still
         if drain:
             with contextlib.suppress(Exception):
-                await self._drain_queues(deadline)
+                await self.relay.drain(deadline)
         if self.deskie is not None:
             self.deskie.stop_retrying()
         if self.store is not None:
@@ -282,38 +260,7 @@ class BotApp:
     def queued(self) -> tuple[int, int]:
         """Messages waiting (to Deskie, to Mattermost)."""
         assert self.store is not None
-        return (self.store.count_outbox("pending") + self.store.count_outbox("inflight"),
-                self.store.count_replies("pending") + self.store.count_replies("posting"))
-
-    async def _drain_queues(self, deadline: float) -> None:
-        """Deliver what is queued while both services answer, until `deadline`. A direction whose
-        service fails is left as it is (its messages stay in the store): no retry is waited for."""
-        self.inbound.flushing = self.outbound.flushing = True
-
-        async def side(count: Callable[[], int], drain: Callable[[], Any], failures: Callable[[], int]) -> None:
-            failed_before = failures()
-            while count() and time.monotonic() < deadline:
-                before = count()
-                try:
-                    await drain()
-                except (errors.Stopping, BudgetClosed):
-                    return
-                if count() < before:
-                    continue
-                if failures() > failed_before:
-                    return  # the service failed during this drain: the rest waits for the next start
-                # Nothing failed, nothing went: waiting for rate budget, or a write the other side holds.
-                await asyncio.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
-
-        sides = [
-            side(lambda: self.queued()[0], self.inbound.drain, lambda: self.inbound.failures),
-            side(lambda: self.queued()[1], self.outbound.drain, lambda: self.outbound.failures),
-        ]
-        tasks = [asyncio.ensure_future(c) for c in sides]
-        _, late = await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic()))
-        for t in late:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        return queued(self.store)
 
     def _spawn(self, name: str, coro: Any) -> None:
         task = asyncio.create_task(coro, name=name)
@@ -358,8 +305,7 @@ class BotApp:
         return job
 
     async def _wake_relays(self) -> None:
-        self.inbound.wake()
-        self.outbound.wake()
+        self.relay.wake()
 
     def flush_cursors(self) -> None:
         for w in self.workspaces:
@@ -392,11 +338,6 @@ class BotApp:
                 log.warning("cannot read Deskie groups yet (%s); will retry", e)
                 await pause(self.stopping, 5)
 
-    # ---- outgoing chats ---------------------------------------------------------------------------
-    async def open_outgoing(self, event: WebhookEvent) -> Conversation | None:
-        """An agent answered a case the bot has no chat for: an outgoing chat (relay/outgoing.py)."""
-        return await self.outgoing.for_webhook(event.case_id, event.custom_user_id or "")
-
     # ---- health and metrics -----------------------------------------------------------------------
     def health(self) -> tuple[bool, dict[str, Any]]:
         state = Health.of(
@@ -412,17 +353,16 @@ class BotApp:
         return {
             "deskie_mm_websocket_reconnects": sum(ws.reconnects for ws in sockets),
             "deskie_mm_websocket_resyncs": sum(ws.resyncs for ws in sockets),
-            "deskie_mm_deskie_writes": self.inbound.sent_batches,
-            "deskie_mm_answers_posted": self.outbound.posted,
-            "deskie_mm_reconcile_polls": self.reconciler.polls,
+            **self.relay.totals(),
         }
 
     def refresh_metrics(self) -> None:
         if self.store is None:
             return
         m = self.metrics
-        m.outbox_pending.set(self.store.count_outbox("pending") + self.store.count_outbox("inflight"))
-        m.replies_pending.set(self.store.count_replies("pending") + self.store.count_replies("posting"))
+        to_deskie, to_mattermost = self.queued()
+        m.outbox_pending.set(to_deskie)
+        m.replies_pending.set(to_mattermost)
         m.open_chats.set(self.store.count_conversations("active"))
         for w in self.workspaces:
             h = w.health()

@@ -87,7 +87,7 @@ class Workspace:
         self.clock = clock
         mm = settings
         self.rest = MattermostRest(mm.scheme, mm.host, mm.port, mm.bot_token, ca_file=mm.ca_file,
-                                   insecure=mm.insecure)
+                                   insecure=mm.insecure, token_key=f"{mm.config_key}.bot_token")
         self.chat = MattermostChat(self.rest, answer_files)
         self.ws: MattermostWebsocket | None = None
         self.intake: Intake | None = None
@@ -134,6 +134,7 @@ class Workspace:
             ping_interval=mm.ping_interval,
             ping_timeout=max(1.0, mm.ping_interval / 3),
             check_token=self._check_token,
+            token_key=f"{mm.config_key}.bot_token",
         )
 
     async def _login(self, patience: float) -> dict[str, Any]:
@@ -170,6 +171,9 @@ class Workspace:
             try:
                 if self.ws is None:
                     await self.connect(patience=0)
+                else:
+                    await self.rest.login()  # is the token taken again? (raises when not)
+                # Logged in: whatever stopped this workspace is over.
                 self.problem, self.rejected = None, False
                 await self.run()
                 return

@@ -145,7 +145,7 @@ class DeskieHelpdesk:
         self, *, user_custom_id: str, user_full_name: str, subject: str, content: str,
         files: list[tuple[str, bytes, str]] | None, content_html: str, group: str | None = None,
     ) -> CaseRef:
-        group_id = await self.default_group_id() if group is None else await self.group_id(group, "mattermost.routes")
+        group_id = await self.default_group_id() if group is None else await self.group_id(group, "routes")
         case = await off_loop(self.pool, self.client.create_case, channel=self.channel,
                               user_custom_id=user_custom_id, user_full_name=user_full_name, group_id=group_id,
                               subject=subject, content=content, files=files, content_html=content_html)

@@ -76,8 +76,10 @@ def ssl_context(ca_file: str | None, insecure: bool) -> ssl.SSLContext:
 
 class MattermostRest:
     def __init__(
-        self, scheme: str, host: str, port: int, token: str, *, ca_file: str | None = None, insecure: bool = False
+        self, scheme: str, host: str, port: int, token: str, *, ca_file: str | None = None, insecure: bool = False,
+        token_key: str = "mattermost.bot_token",
     ) -> None:
+        self.token_key = token_key  # the config key a rejected token's message names
         self._driver = AsyncTypedDriver(
             {
                 "scheme": scheme,
@@ -108,7 +110,7 @@ class MattermostRest:
             return result
         except NoAccessTokenProvided:
             raise MattermostAuthError(
-                "Mattermost rejected the bot token (HTTP 401): check mattermost.bot_token"
+                f"Mattermost rejected the bot token (HTTP 401): check {self.token_key}"
             ) from None
         except MattermostError as e:
             if e.status_code >= 500 or e.status_code == 429:

@@ -52,7 +52,9 @@ class MattermostWebsocket:
         ping_timeout: float = 10.0,
         backoff: Backoff | None = None,
         check_token: ResyncHandler | None = None,
+        token_key: str = "mattermost.bot_token",
     ) -> None:
+        self.token_key = token_key
         scheme = "wss" if base_url.startswith("https://") else "ws"
         self._url = scheme + "://" + base_url.split("://", 1)[1].rstrip("/") + "/api/v4/websocket"
         self._token = token
@@ -137,7 +139,7 @@ class MattermostWebsocket:
         except InvalidStatus as e:
             if e.response.status_code == 401:
                 raise MattermostAuthError(
-                    "Mattermost rejected the bot token on the websocket (HTTP 401): check mattermost.bot_token"
+                    f"Mattermost rejected the bot token on the websocket (HTTP 401): check {self.token_key}"
                 ) from None
             raise
         self._ws = ws
