@@ -11,8 +11,9 @@ from .config import Settings, WorkspaceSettings
 from .deskie.client import DeskieClient, DeskieError, find_group
 from .deskie.ratebudget import Priority, RateBudget
 from .mattermost.rest import MattermostAuthError, MattermostRejected, MattermostRest, MattermostUnavailable
-from .model import ConvKey, Customer
+from .model import CaseRef, ConvKey, Customer, named
 from .relay.intake import channel_name, person_name
+from .relay.outgoing import record_chat
 from .store import Store
 
 
@@ -151,52 +152,65 @@ def custom_channel_problems(settings: Settings, channels: list[dict[str, Any]], 
     return problems
 
 
-async def find_targets(settings: Settings, query: str) -> list[str]:
-    ws = settings.workspaces[0]  # until `find --workspace NAME`
+def _member_line(user: dict[str, Any], ws: WorkspaceSettings, several: bool) -> str:
+    line = f"{person_name(user).replace(' (', ' ').rstrip(')')} (member)"
+    # With several workspaces an agent starting the chat from Deskie needs the id with its workspace.
+    return f"{line} {Customer.person(user['id'], ws.name)}" if several else line
+
+
+def _channel_line(channel: dict[str, Any], ws: WorkspaceSettings, several: bool) -> str:
+    line = f"{channel_name(channel).replace(' (', ' ').rstrip(')')} (channel)"
+    return f"{line} {Customer.channel(channel['id'], ws.name)}" if several else line
+
+
+async def find_targets(settings: Settings, ws: WorkspaceSettings, query: str) -> list[str]:
+    """Members and channels (with the bot in them) of the workspace `ws` that match `query`."""
     rest = _rest(ws)
     try:
         await rest.login()
         term = query.lstrip("@~")
-        lines = [f"{person_name(u).replace(' (', ' ').rstrip(')')} (member)"
+        lines = [_member_line(u, ws, settings.several)
                  for u in await rest.search_users(term) if not u.get("is_bot") and u.get("delete_at", 0) == 0]
         for team in await rest.teams():
             if ws.team and team.get("name") != ws.team:
                 continue
             for ch in await rest.search_team_channels(team["id"], term):
                 if await rest.is_member(ch["id"], rest.me["id"]):
-                    lines.append(f"{channel_name(ch).replace(' (', ' ').rstrip(')')} (channel)")
+                    lines.append(_channel_line(ch, ws, settings.several))
         return lines
     finally:
         await rest.close()
 
 
-async def _resolve_target(rest: MattermostRest, ws: WorkspaceSettings, to: str) -> tuple[dict[str, Any], str, str]:
+async def _resolve_target(
+    rest: MattermostRest, ws: WorkspaceSettings, to: str
+) -> tuple[dict[str, Any], Customer, str]:
+    """The channel to post in, the customer it is in Deskie and the full name agents see."""
     name = to[1:]
     if to.startswith("@"):
         users = [u for u in await rest.search_users(name) if u.get("username") == name]
         if not users:
-            raise TargetNotFound(f"no member @{name}")
+            raise TargetNotFound(f"no member @{name} in {ws.config_key}")
         channel = await rest.direct_channel(users[0]["id"])
-        return channel, str(Customer.person(users[0]["id"])), person_name(users[0])
+        return channel, Customer.person(users[0]["id"], ws.name), named(person_name(users[0]), ws.name)
     for team in await rest.teams():
         if ws.team and team.get("name") != ws.team:
             continue
         for ch in await rest.search_team_channels(team["id"], name):
             if ch.get("name") == name and await rest.is_member(ch["id"], rest.me["id"]):
-                return ch, str(Customer.channel(ch["id"])), channel_name(ch)
-    raise TargetNotFound(f"no channel ~{name} with the bot in it")
+                return ch, Customer.channel(ch["id"], ws.name), named(channel_name(ch), ws.name)
+    raise TargetNotFound(f"no channel ~{name} with the bot in it in {ws.config_key}")
 
 
-async def send_outgoing(settings: Settings, to: str, subject: str | None, text: str) -> str:
-    """Open a case for the member or channel, post the text there, and register the chat."""
+async def send_outgoing(settings: Settings, ws: WorkspaceSettings, to: str, subject: str | None, text: str) -> str:
+    """Open a case for the member or channel of workspace `ws`, post the text there, and record the chat."""
     # The store first: a case opened and posted that the store cannot record would be a chat nobody follows.
-    ws = settings.workspaces[0]  # until `send --workspace NAME`
     store = _open_store(settings)
     rest = _rest(ws)
     deskie = _deskie(settings)
     try:
         await rest.login()
-        channel, custom_id, full_name = await _resolve_target(rest, ws, to)
+        channel, who, full_name = await _resolve_target(rest, ws, to)
         groups = await off_loop(None, deskie.list_groups)
         wanted = ws.group_for_default(settings.deskie.default_group)
         group = find_group(groups, wanted)
@@ -205,7 +219,7 @@ async def send_outgoing(settings: Settings, to: str, subject: str | None, text: 
             raise ConfigProblem(f"{key}: Deskie has no group '{wanted}'")
         first_line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "Message")
         case = await off_loop(None, lambda: deskie.create_case(
-            channel=settings.deskie.channel, user_custom_id=custom_id, user_full_name=full_name,
+            channel=settings.deskie.channel, user_custom_id=str(who), user_full_name=full_name,
             group_id=int(group["group_id"]), subject=subject or first_line[:100],
             content=f"[outgoing chat started from Mattermost] {text}",
         ))
@@ -213,18 +227,12 @@ async def send_outgoing(settings: Settings, to: str, subject: str | None, text: 
         post = await rest.create_post(channel["id"], text, props={"deskie_case_id": str(case["case_id"])})
         # In thread mode the chat lives in the thread of this first post.
         thread = settings.chats.reply_mode == "thread"
-        key = ConvKey.thread(post["id"]) if thread else ConvKey.channel(channel["id"])
-        current = store.current_conversation(key)
-        if current is not None:
-            store.set_conversation_state(current.id, "closed")
-        store.create_conversation(
-            conv_key=key, channel_id=channel["id"], reply_root_id=post["id"] if thread else "",
-            user_custom_id=custom_id,
-            user_full_name=full_name, case_id=int(case["case_id"]), case_number=str(case.get("case_number") or ""),
-            deskie_user_id=int(case.get("user_id") or 0) or None, last_message_id=0, case_updated_at=None,
-            last_speaker="agent",
-        )
-        return f"started case {case.get('case_number') or case['case_id']} with {to}"
+        key = ConvKey.thread(post["id"], ws.name) if thread else ConvKey.channel(channel["id"], ws.name)
+        ref = CaseRef(int(case["case_id"]), str(case.get("case_number") or ""), int(case.get("user_id") or 0) or None)
+        record_chat(store, key=key, channel_id=channel["id"], reply_root_id=post["id"] if thread else "",
+                    customer=who, full_name=full_name, case=ref)
+        where = f" in {ws.name}" if ws.name else ""
+        return f"started case {case.get('case_number') or case['case_id']} with {to}{where}"
     finally:
         store.close()
         deskie.close()

@@ -12,13 +12,16 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from . import process
-from .config import ConfigError, Settings, load_config, redact
+from .config import ConfigError, Settings, WorkspaceSettings, load_config, redact
 from .errors import EXIT_CONFIG, EXIT_RUNTIME, Fatal
+
+if TYPE_CHECKING:
+    from .store import Store
 
 
 def _die(code: int, message: str) -> NoReturn:
@@ -107,22 +110,73 @@ def stop(config_path: str, timeout: float) -> None:
         _die(e.code, str(e))
 
 
+HEALTH_TIMEOUT = 2.0  # seconds: status must answer promptly even when the bot is stuck
+
+
+def _bot_health(settings: Settings) -> dict[str, Any] | None:
+    """The running bot's /healthz body (200 or 503 alike), or None when it does not answer."""
+    import urllib.error
+    import urllib.request
+
+    host = settings.webhook.host
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # a wildcard: ask loopback
+    url = f"http://{f'[{host}]' if ':' in host else host}:{settings.webhook.port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=HEALTH_TIMEOUT) as response:
+            body = response.read()
+    except urllib.error.HTTPError as e:  # 503: unhealthy, and its body says why
+        body = e.read()
+    except (OSError, ValueError):
+        return None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _workspace_states(settings: Settings, store: Store | None, health: dict[str, Any] | None,
+                      running: bool) -> dict[str, dict[str, Any]]:
+    """Each named workspace: its websocket and problem as the running bot reports them, and its open chats."""
+    reported = (health or {}).get("workspaces") or {}
+    states: dict[str, dict[str, Any]] = {}
+    for ws in settings.workspaces:
+        mine = reported.get(ws.name) if isinstance(reported, dict) else None
+        if not running:
+            websocket = "not running"
+        elif isinstance(mine, dict):
+            websocket = str(mine.get("websocket"))
+        else:
+            websocket = "unknown"  # running, but /healthz did not answer (or does not know it)
+        problem = mine.get("problem") if isinstance(mine, dict) else None
+        states[ws.name] = {
+            "websocket": websocket,
+            "reconnects": int(mine.get("reconnects") or 0) if isinstance(mine, dict) else 0,
+            "problem": redact(str(problem), settings.secrets()) if problem else None,
+            "open_chats": store.count_conversations("active", ws.name) if store is not None else 0,
+        }
+    return states
+
+
 @main.command()
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(config_path: str, as_json: bool) -> None:
-    """Running or not, open chats, queued messages, last errors."""
+    """Running or not, open chats, queued messages, last errors; each workspace when there are several."""
     from .store import Store
 
     settings = _load(config_path)
     pid = process.read_pid(settings)
     info: dict[str, Any] = {"running": pid is not None, "pid": pid}
+    health = _bot_health(settings) if pid is not None else None
+    store: Store | None = None
     if Path(settings.state.path).exists():
         try:
             store = Store(settings.state.path)
         except (sqlite3.Error, OSError) as e:
             _die(EXIT_CONFIG, f"config error: state.path: cannot read {settings.state.path}: {e}")
-        try:
+    try:
+        if store is not None:
             info.update(
                 open_chats=store.count_conversations("active"),
                 ended_chats=store.count_conversations("ended"),
@@ -135,21 +189,27 @@ def status(config_path: str, as_json: bool) -> None:
                     for e in store.last_errors(5)
                 ],
             )
-        finally:
+        else:
+            info.update(open_chats=0, ended_chats=0, queued_to_deskie=0, queued_to_mattermost=0,
+                        failed_to_deskie=0, last_errors=[])
+        if settings.several:
+            info["workspaces"] = _workspace_states(settings, store, health, pid is not None)
+    finally:
+        if store is not None:
             store.close()
-    else:
-        info.update(open_chats=0, ended_chats=0, queued_to_deskie=0, queued_to_mattermost=0,
-                    failed_to_deskie=0, last_errors=[])
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
     click.echo(f"running: {f'yes (pid {pid})' if pid else 'no'}")
     click.echo(f"open chats: {info['open_chats']} (ended, not closed: {info['ended_chats']})")
+    for name, ws in info.get("workspaces", {}).items():
+        problem = f"; problem: {ws['problem']}" if ws["problem"] else ""
+        click.echo(f"workspace {name}: websocket {ws['websocket']}; open chats: {ws['open_chats']}{problem}")
     click.echo(f"queued to Deskie: {info['queued_to_deskie']}; to Mattermost: {info['queued_to_mattermost']}")
     if info["failed_to_deskie"]:
         click.echo(f"refused by Deskie: {info['failed_to_deskie']}")
-    for e in info["last_errors"]:
-        click.echo(f"error {e['at']} [{e['source']}] {e['message']}")
+    for err in info["last_errors"]:
+        click.echo(f"error {err['at']} [{err['source']}] {err['message']}")
 
 
 @main.command()
@@ -185,17 +245,43 @@ def check(config_path: str, online: bool) -> None:
     click.echo("online check ok")
 
 
+workspace_option = click.option(
+    "--workspace", "workspace_name", default=None, metavar="NAME",
+    help="The workspace (workspaces[].name) to use; required when the config serves several.",
+)
+
+
+def _chosen_workspace(settings: Settings, name: str | None) -> WorkspaceSettings:
+    """The workspace `--workspace NAME` picks: required among several, refused with `mattermost:`."""
+    if not settings.several:
+        if name:
+            _die(EXIT_CONFIG, f"usage error: --workspace: this config has one workspace (mattermost:), "
+                              f"not one named '{name}'; leave --workspace out")
+        return settings.workspaces[0]
+    names = ", ".join(ws.name for ws in settings.workspaces)
+    if not name:
+        if len(settings.workspaces) == 1:
+            return settings.workspaces[0]
+        _die(EXIT_CONFIG, f"usage error: --workspace: required with several workspaces; one of: {names}")
+    try:
+        return settings.workspace(name)
+    except KeyError:
+        _die(EXIT_CONFIG, f"usage error: --workspace: no workspace '{name}'; one of: {names}")
+
+
 @main.command()
 @config_option
+@workspace_option
 @click.argument("query")
-def find(config_path: str, query: str) -> None:
+def find(config_path: str, workspace_name: str | None, query: str) -> None:
     """Search Mattermost members and channels for outgoing chats."""
     from .checks import find_targets
 
     settings = _load(config_path)
+    ws = _chosen_workspace(settings, workspace_name)
     _quiet_logging(settings)
     try:
-        for line in asyncio.run(find_targets(settings, query)):
+        for line in asyncio.run(find_targets(settings, ws, query)):
             click.echo(line)
     except Exception as e:
         _die(EXIT_RUNTIME, redact(f"find failed: {e}", settings.secrets()))
@@ -203,19 +289,21 @@ def find(config_path: str, query: str) -> None:
 
 @main.command()
 @config_option
+@workspace_option
 @click.option("--to", "to", required=True, help="@username or ~channel")
 @click.option("--subject", default=None, help="Case subject (default: the first line of TEXT).")
 @click.argument("text")
-def send(config_path: str, to: str, subject: str | None, text: str) -> None:
+def send(config_path: str, workspace_name: str | None, to: str, subject: str | None, text: str) -> None:
     """Start an outgoing chat with a member or a channel."""
     from .checks import ConfigProblem, TargetNotFound, send_outgoing
 
     settings = _load(config_path)
+    ws = _chosen_workspace(settings, workspace_name)
     if not (to.startswith("@") or to.startswith("~")) or len(to) < 2:
         _die(EXIT_CONFIG, "usage error: --to: must be @username or ~channel")
     _quiet_logging(settings)
     try:
-        click.echo(asyncio.run(send_outgoing(settings, to, subject, text)))
+        click.echo(asyncio.run(send_outgoing(settings, ws, to, subject, text)))
     except ConfigProblem as e:
         _die(EXIT_CONFIG, f"config error: {e}")
     except TargetNotFound as e:  # not any LookupError: a KeyError is a failure, not the user's mistake
