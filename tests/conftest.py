@@ -20,7 +20,7 @@ from deskie_netguard import NetworkBlocked, install  # noqa: E402
 
 __all__ = ["NetworkBlocked"]
 
-pytest_plugins = ["tests.support.harness", "tests.support.inproc"]
+pytest_plugins = ["tests.support.harness", "tests.support.inproc", "tests.support.workspaces"]
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -45,7 +45,9 @@ class InProcessBot:
         self.exit_code: int | None = None
         self._thread: threading.Thread | None = None
 
-    def start(self) -> InProcessBot:
+    def start(self, connected: Iterable[str] | None = None) -> InProcessBot:
+        """Start the bot and wait until the websockets are up: every workspace's, or only those named
+        in `connected` (with several workspaces, one may be meant to stay down)."""
         ready = threading.Event()
 
         def main() -> None:
@@ -63,8 +65,14 @@ class InProcessBot:
         wait_for(lambda: self.app is not None and (self.app.started.is_set() or self.app.stopping.is_set()),
                  20, "the bot to start")
         assert self.app is not None and not self.app.stopping.is_set(), f"bot failed: {self.app and self.app.exit_message}"
-        wait_for(lambda: self.app is not None and self.app.ws is not None and self.app.ws.connected.is_set(),
-                 20, "the websocket")
+        app = self.app
+        wanted = [w.name for w in app.workspaces] if connected is None else list(connected)
+
+        def up() -> bool:
+            # A workspace of several gets its websocket once it has logged in (workspace.serve).
+            return all(w.ws is not None and w.ws.connected.is_set() for w in app.workspaces if w.name in wanted)
+
+        wait_for(up, 20, f"the websocket(s) of {wanted or 'the workspace'}")
         return self
 
     def call(self, fn: Callable[[], Awaitable[T]], timeout: float = 30.0) -> T:
