@@ -136,6 +136,12 @@ class ConvKey:
     def is_outgoing(key: str) -> bool:
         return key.startswith(ConvKey.OUTGOING)
 
+    @staticmethod
+    def workspace_of(key: str) -> str:
+        """The workspace a channel or thread key names ('' for the single form and `out:` keys)."""
+        parts = key.split(":")
+        return parts[0] if len(parts) == 3 else ""
+
 
 def named(full_name: str, workspace: str) -> str:
     """A customer's full name as agents see it: the workspace named after it when there are several."""

@@ -270,7 +270,12 @@ class Workspace:
         """The group a chat started in this channel goes to: its route (by the channel's URL name) for
         public and private channels, else the workspace's default group; None: deskie.default_group."""
         if self.settings.routes:
-            kind, name = await self.chat.channel_kind(channel_id)
+            try:
+                kind, name = await self.chat.channel_kind(channel_id)
+            except errors.Rejected as e:
+                # The message is not held for it: its case goes to the default group.
+                log.warning("channel %s cannot be read for its route (%s): the default group it is", channel_id, e)
+                kind, name = "", ""
             if kind in ("O", "P"):
                 routed = self.settings.route_for(name)
                 if routed is not None:

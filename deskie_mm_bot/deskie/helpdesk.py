@@ -19,6 +19,7 @@ from typing import Any
 
 from .. import errors
 from ..blocking import off_loop
+from ..markup.formatting import message_body
 from ..model import (
     AgentAnswer,
     Budget,
@@ -32,7 +33,6 @@ from ..model import (
     WrittenMessage,
 )
 from .client import DeskieClient, DeskieRejected, find_group, parse_time
-from .formatting import message_body
 
 log = logging.getLogger(__name__)
 

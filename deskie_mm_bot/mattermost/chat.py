@@ -102,6 +102,8 @@ class MattermostChat:
             return await self.rest.get_file(file_id)
         except MattermostRejected as e:
             raise errors.FileUnavailable(f"HTTP {e.status}") from None
+        except errors.CredentialsRejected as e:
+            raise _later(e) from None
 
     async def react(self, post_id: str, emoji_name: str) -> None:
         try:
@@ -116,8 +118,17 @@ class MattermostChat:
 
     async def channel_kind(self, channel_id: str) -> tuple[str, str]:
         """(type, URL name) of a channel: routes go by the name, only for public and private channels."""
-        channel = await self.rest.get_channel(channel_id)
+        try:
+            channel = await self.rest.get_channel(channel_id)
+        except errors.CredentialsRejected as e:
+            raise _later(e) from None
         return str(channel.get("type") or ""), str(channel.get("name") or "")
+
+
+def _later(e: errors.CredentialsRejected) -> errors.Unavailable:
+    """A refused token met while relaying a message: the message waits (the websocket reports the
+    token and, with one workspace, stops the bot); it is never a Deskie credentials problem."""
+    return errors.Unavailable(f"Mattermost refused the bot token: {e}")
 
 
 def _size_text(n: int) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
+import itertools
 import logging
 import re
 import time
@@ -19,13 +20,13 @@ from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 from .. import errors
-from ..deskie.client import DeskieAuthError, DeskieUnavailable, Stopping
-from ..mattermost.markdown import markdown_to_html, text_to_html
+from ..markup.markdown import markdown_to_html, text_to_html
 from ..model import (
     BatchOp,
     CaseMessage,
     CaseRef,
     CaseStatus,
+    ConvKey,
     ConvState,
     Customer,
     ItemKind,
@@ -47,6 +48,17 @@ _TAGS = re.compile(r"<[^>]+>")
 
 # (workspace, file id) -> (file info, bytes): the workspace is the customer's ('' in the single form).
 FileFetcher = Callable[[str, str], Awaitable[tuple[dict[str, Any], bytes]]]
+
+
+def take_turns(keys: list[str]) -> list[str]:
+    """Chats with work waiting, oldest first within each workspace and the workspaces taking turns: a
+    workspace with a backlog of chats does not hold another's customers behind it (one shared budget)."""
+    queues: dict[str, list[str]] = {}
+    for key in keys:
+        queues.setdefault(ConvKey.workspace_of(key), []).append(key)
+    if len(queues) < 2:
+        return keys
+    return [k for turn in itertools.zip_longest(*queues.values()) for k in turn if k is not None]
 
 
 def _workspace_of(user_custom_id: str) -> str:
@@ -139,16 +151,16 @@ class InboundRelay:
     async def drain(self) -> float | None:
         """Work through every conversation with pending posts; returns when to look again."""
         next_due: float | None = None
-        for key in self.store.pending_conv_keys():
+        for key in take_turns(self.store.pending_conv_keys()):
             due = self._retry_at.get(key, 0.0)
             if due > self.clock() and not self.flushing:  # a stop tries each chat once more, now
                 next_due = due if next_due is None else min(next_due, due)
                 continue
             try:
                 later = await self.process(key)
-            except (DeskieAuthError, Stopping):
-                raise
-            except DeskieUnavailable as e:
+            except (errors.CredentialsRejected, errors.Stopping):
+                raise  # the helpdesk refuses the bot (its edge sorts Mattermost's out), or the bot stops
+            except errors.Unavailable as e:
                 later = self._fail(key, str(e))
             except Exception as e:  # one chat's failure must not stop the others
                 log.exception("relaying %s failed", key)

@@ -23,8 +23,8 @@ from typing import Any, Protocol
 
 from .. import errors
 from ..deskie.files import file_name
-from ..deskie.formatting import MM_LIMIT, message_body, split_message
 from ..deskie.webhook import WebhookEvent
+from ..markup.formatting import MM_LIMIT, message_body, split_message
 from ..model import ConvKey, ConvState, ItemKind, ReplyState, Speaker
 from ..retry import backoff_delay
 from ..store import Conversation, Reply, Store

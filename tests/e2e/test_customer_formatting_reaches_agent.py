@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from deskie_mm_bot.mattermost.markdown import markdown_to_html
+from deskie_mm_bot.markup.markdown import markdown_to_html
 from deskie_mm_bot.sandbox_runner import World
 from tests.support.harness import BotProcess, first_case, wait_for
 

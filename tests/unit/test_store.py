@@ -120,6 +120,8 @@ def test_upgrade_from_first_version_keeps_data(tmp_path: Path) -> None:
         assert s.pending_conv_keys() == ["ch:c1"]
         # New tables from later migrations exist and work.
         assert s.add_reply(message_id=1, case_id=2000, conversation_id=conv.id, body="x", attachments=[], source="webhook")
+        # A chat from before several workspaces belongs to the single form's ('').
+        assert conv.workspace == "" and s.count_conversations("active", "") == 1
     finally:
         s.close()
     assert user_version(path) == latest_version()
@@ -406,3 +408,30 @@ def test_transaction_rolls_back_on_error(store: Store) -> None:
         c.execute("INSERT INTO cursors (name, value) VALUES ('x', '1')")
         raise RuntimeError("boom")
     assert store.get_cursor("x") is None
+
+
+def test_a_chat_belongs_to_the_workspace_its_customer_names(store: Store) -> None:
+    acme = store.create_conversation(
+        conv_key="acme:ch:c1", channel_id="c1", reply_root_id="", user_custom_id="acme:u:jane",
+        user_full_name="Jane \u00b7 acme", case_id=1, case_number="1", deskie_user_id=None, last_message_id=0,
+        case_updated_at=None)
+    single = conversation(store, "ch:c2", case_id=2)
+    assert (acme.workspace, single.workspace) == ("acme", "")
+    assert store.count_conversations("active", "acme") == 1
+    assert store.count_conversations("active") == 2
+    assert store.chat_channels("acme") == ["c1"] and store.chat_channels("") == ["c2"]
+
+
+def test_each_workspace_keeps_its_own_channel_cursors(store: Store) -> None:
+    from deskie_mm_bot.store import catchup_floor_name, channel_cursor_prefix
+
+    store.advance_cursor(channel_cursor_prefix("") + "c1", 10)
+    store.advance_cursor(channel_cursor_prefix("acme") + "c1", 20)
+    store.advance_cursor(channel_cursor_prefix("channel") + "c3", 30)  # a workspace named like the prefix
+    assert store.channel_cursors("") == {"c1": 10}
+    assert store.channel_cursors("acme") == {"c1": 20}
+    assert store.channel_cursors("channel") == {"c3": 30}
+    assert sorted(store.known_channels("acme")) == ["c1"]
+    # The single form's names are the ones stores written before several workspaces hold.
+    assert channel_cursor_prefix("") == "mm.channel." and catchup_floor_name("") == "mm.catchup_floor_ms"
+    assert catchup_floor_name("acme") != catchup_floor_name("")

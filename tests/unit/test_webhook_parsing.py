@@ -7,13 +7,13 @@ from urllib.parse import urlencode
 
 import pytest
 
-from deskie_mm_bot.deskie.formatting import (
+from deskie_mm_bot.deskie.webhook import WebhookError, parse_webhook
+from deskie_mm_bot.markup.formatting import (
     MM_LIMIT,
     html_to_markdown,
     message_body,
     split_message,
 )
-from deskie_mm_bot.deskie.webhook import WebhookError, parse_webhook
 
 FORM = "application/x-www-form-urlencoded"
 

@@ -17,7 +17,7 @@ _MD = MarkdownIt("commonmark", {"html": False, "breaks": True, "linkify": False}
 
 
 def markdown_to_html(text: str) -> str:
-    return _MD.render(text or "").strip()
+    return str(_MD.render(text or "")).strip()
 
 
 def text_to_html(text: str) -> str:
