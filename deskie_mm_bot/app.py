@@ -35,7 +35,7 @@ from .deskie.ratebudget import RateBudget
 from .deskie.staff import StaffNames
 from .errors import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, Fatal
 from .health import Health, ServiceState
-from .mattermost.rest import MattermostAuthError, MattermostUnavailable
+from .mattermost.rest import MattermostUnavailable
 from .mattermost.websocket import MattermostWebsocket
 from .metrics import Metrics
 from .relay.relay import Relay, queued
@@ -158,7 +158,7 @@ class BotApp:
             relay.inbound, relay.outbound, relay.reconciler, relay.sweeper)
         self.metrics.read_totals_from(self.metric_totals)
         # 4. HTTP
-        app = build_app(s.webhook.secret, self.outbound, self.health, self.metrics, self.refresh_metrics)
+        app = build_app(s.webhook.secret, relay.answers, self.health, self.metrics, self.refresh_metrics)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, s.webhook.host, s.webhook.port)
@@ -200,7 +200,7 @@ class BotApp:
                       + "; ".join(f"{w.name}: {w.problem}" for w in self.workspaces))
 
     def _catch_up_failed(self, w: Workspace, exc: BaseException) -> None:
-        if isinstance(exc, MattermostAuthError):
+        if isinstance(exc, errors.CredentialsRejected):
             if not self.several:
                 self.fail(EXIT_RUNTIME, str(exc))
                 return

@@ -6,10 +6,12 @@ equal to its enum). Imports nothing from the package: both edges and the core ma
 
 from __future__ import annotations
 
+import posixpath
 import re
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 
 class _Text(str, Enum):
@@ -146,6 +148,17 @@ class ConvKey:
 def named(full_name: str, workspace: str) -> str:
     """A customer's full name as agents see it: the workspace named after it when there are several."""
     return f"{full_name} \u00b7 {workspace}" if workspace else full_name
+
+
+@dataclass(frozen=True)
+class ChannelMark:
+    """A channel as a catch-up plans with it: where it is, and when its newest post was made (None:
+    the server does not say)."""
+
+    id: str
+    type: str  # D, G, O, P
+    team_id: str = ""
+    last_post_at: int | None = None
 
 
 @dataclass(frozen=True)
@@ -286,11 +299,23 @@ class ChangedCases:
 
 @dataclass(frozen=True)
 class AgentAnswer:
-    """An agent's answer to a customer, in Markdown; `attachments` are the helpdesk's file records,
-    stored as they are and fetched when posted."""
+    """An agent's answer to a customer, in Markdown, from either door (webhook or poll); `attachments`
+    are the helpdesk's file records, stored as they are and fetched when posted. A webhook may bring
+    no message id (the poll later gives it) and names the customer it is for."""
 
-    message_id: int
+    message_id: int | None
     case_id: int
     text: str
     attachments: list[dict[str, Any]] = field(default_factory=list)
     staff_id: int | None = None
+    custom_user_id: str | None = None
+
+
+def attachment_name(attachment: dict[str, Any]) -> str:
+    """An answer's file record's name: the one given (the messages list names files), else the last
+    part of its URL's path (the webhook gives only the URL)."""
+    given = str(attachment.get("file_name") or attachment.get("name") or "").strip()
+    if given:
+        return given
+    path = urlsplit(str(attachment.get("url") or "")).path
+    return unquote(posixpath.basename(path.rstrip("/"))) or "file"

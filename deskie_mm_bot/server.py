@@ -15,7 +15,7 @@ from .deskie.client import DeskieError
 from .deskie.webhook import WebhookError, parse_webhook
 from .mattermost.rest import MattermostUnavailable
 from .metrics import Metrics
-from .relay.outbound import OutboundRelay, WebhookRefused
+from .relay.answers import Answers, WebhookRefused
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 def build_app(
     secret: str,
-    outbound: OutboundRelay,
+    answers: Answers,
     health: Callable[[], tuple[bool, dict[str, Any]]],
     metrics: Metrics,
     refresh_metrics: Callable[[], None],
@@ -58,7 +58,8 @@ def build_app(
             log.warning("webhook refused: %s", reason)
             return _json({"error": reason}, 400)
         try:
-            outcome = await outbound.accept_webhook(event)
+            # The adapter speaks HTTP; what the event means is the answers door's to say.
+            outcome = event.ignored() or await answers.from_webhook(event.answer())
         except WebhookRefused as e:
             metrics.webhooks.labels("refused").inc()
             log.warning("webhook for case %s refused: %s", event.case_id, e)

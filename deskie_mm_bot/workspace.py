@@ -124,7 +124,7 @@ class Workspace:
             team_id=self.team_id, workspace=self.name,
         ))
         self.catchup = CatchUp(
-            self.store, self.rest, lambda post: self._take(post, advance=False), team_id=self.team_id,
+            self.store, self.chat, lambda post: self._take(post, advance=False), team_id=self.team_id,
             floor=self.floor, on_fatal=self._catch_up_failed, before_plan=self.flush_cursors,
             workspace=self.name,
         )

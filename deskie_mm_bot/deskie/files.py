@@ -7,15 +7,15 @@ request to the Deskie account's own host, and never to any other host.
 
 from __future__ import annotations
 
-import posixpath
 import threading
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 
 from .. import errors
+from ..model import attachment_name as file_name
 
 CHUNK = 256 * 1024
 TIMEOUT = (5.0, 30.0)
@@ -38,15 +38,6 @@ class AnswerFile:
     name: str
     data: bytes
     mime_type: str
-
-
-def file_name(attachment: dict[str, Any]) -> str:
-    """The attachment's name: given by the messages list, else the URL path's last part."""
-    given = str(attachment.get("file_name") or attachment.get("name") or "").strip()
-    if given:
-        return given
-    path = urlsplit(str(attachment.get("url") or "")).path
-    return unquote(posixpath.basename(path.rstrip("/"))) or "file"
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:

@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
+from ..markup.formatting import message_body
+from ..model import AgentAnswer
+
 _BRACKETS = re.compile(r"\[([^\]]*)\]")
 
 
@@ -27,6 +30,20 @@ class WebhookEvent:
     note: bool
     staff_id: int | None
     attachments: list[dict[str, Any]] = field(default_factory=list)
+
+    def ignored(self) -> str | None:
+        """Why this event is no answer for the customer (None: it is one)."""
+        if self.type and self.type != "message_new":
+            return "ignored: event type"
+        if self.note:
+            return "ignored: internal note"
+        return None
+
+    def answer(self) -> AgentAnswer:
+        """The answer in the relay's terms: its Markdown (its files travel as files, not in the text)."""
+        return AgentAnswer(message_id=self.message_id, case_id=self.case_id,
+                           text=message_body(self.content, self.content_html), attachments=self.attachments,
+                           staff_id=self.staff_id, custom_user_id=self.custom_user_id)
 
 
 def _nest(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:

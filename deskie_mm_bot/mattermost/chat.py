@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from .. import errors
+from ..model import ChannelMark, ChatPost
+from .events import post_from_dict
 from .rest import MattermostRejected, MattermostRest, MattermostUnavailable
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ class MattermostChat:
         self.rest = rest
         self.answer_files = answer_files
         self._limits: tuple[int, bool] | None = None
+        self._listed: dict[str, dict[str, Any]] = {}  # the last listing's channels not read yet
 
     @property
     def bot_id(self) -> str:
@@ -116,6 +119,50 @@ class MattermostChat:
         # Edit-history copies carry the old props too: only the posts themselves count.
         return [p for p in posts if p.get("user_id") == self.bot_id and not p.get("original_id")]
 
+    # ---- the catch-up listing ------------------------------------------------------------------
+    async def listed_channels(self, team_id: str = "") -> dict[str, ChannelMark] | None:
+        """The bot's channels (of one team, or of all) with their newest post's time: a few calls
+        however many channels. None when the server will not list them."""
+        listed: dict[str, ChannelMark] = {}
+        self._listed = {}
+        try:
+            for team in await self.rest.teams():
+                if team_id and team["id"] != team_id:
+                    continue
+                for ch in await self.rest.my_channels(team["id"]):
+                    listed.setdefault(str(ch["id"]), _mark(ch))
+                    self._listed[str(ch["id"])] = ch
+        except MattermostRejected as e:
+            log.info("cannot list the bot's channels (%s)", e)
+            return None
+        return listed
+
+    async def channel_mark(self, channel_id: str) -> ChannelMark | None:
+        """One channel read afresh (the cached one is stale); None when the bot cannot see it."""
+        try:
+            return _mark(await self.rest.get_channel(channel_id, fresh=True))
+        except MattermostRejected:
+            return None
+
+    async def posts_since(self, channel: ChannelMark, since_ms: int, *, first_read: bool) -> list[ChatPost] | None:
+        """The channel's posts changed since `since_ms`, oldest first, decoded; on a `first_read` of a
+        public or private channel only those after the bot joined. None when the server refuses (the
+        bot left the channel, or it is gone)."""
+        try:
+            raw = await self.rest.posts_since(channel.id, since_ms)
+        except MattermostRejected as e:
+            log.info("catch-up skips channel %s: %s", channel.id, e)
+            return None
+        listed = self._listed.pop(channel.id, None)
+        if listed is not None:
+            # The listing may hold more channels than the client's cache: keep this one for its posts.
+            self.rest.remember_channel(listed)
+        me = self.rest.me
+        if first_read and channel.type in ("O", "P"):
+            raw = _since_bot_joined(raw, str(me["id"]))
+        return [post_from_dict(p, channel_type=channel.type, team_id=channel.team_id, bot_id=me["id"],
+                               bot_username=me["username"]) for p in raw]
+
     async def channel_kind(self, channel_id: str) -> tuple[str, str]:
         """(type, URL name) of a channel: routes go by the name, only for public and private channels."""
         try:
@@ -123,6 +170,26 @@ class MattermostChat:
         except errors.CredentialsRejected as e:
             raise _later(e) from None
         return str(channel.get("type") or ""), str(channel.get("name") or "")
+
+
+def _mark(channel: dict[str, Any]) -> ChannelMark:
+    last = channel.get("last_post_at")
+    return ChannelMark(id=str(channel["id"]), type=str(channel.get("type") or ""),
+                       team_id=str(channel.get("team_id") or ""),
+                       last_post_at=None if "last_post_at" not in channel else int(last or 0))
+
+
+def _since_bot_joined(posts: list[dict[str, Any]], bot_id: str) -> list[dict[str, Any]]:
+    """A channel met for the first time: its history from before the bot joined is not a chat."""
+    joined = -1
+    for i, p in enumerate(posts):
+        props = p.get("props") or {}
+        if p.get("type") in ("system_join_channel", "system_add_to_channel") and bot_id in (
+            p.get("user_id") if p.get("type") == "system_join_channel" else None,
+            props.get("addedUserId"),
+        ):
+            joined = i
+    return posts[joined + 1:]
 
 
 def _later(e: errors.CredentialsRejected) -> errors.Unavailable:

@@ -15,11 +15,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Protocol
 
-from ..mattermost.events import post_from_dict
-from ..mattermost.rest import MattermostAuthError, MattermostRejected, MattermostRest, MattermostUnavailable
-from ..model import ChatPost
+from .. import errors
+from ..model import ChannelMark, ChatPost
 from ..retry import Backoff
 from ..store import Store, channel_cursor_prefix
 
@@ -29,11 +28,28 @@ log = logging.getLogger(__name__)
 OVERLAP_MS = 1000
 
 
-def has_news(channel: dict[str, Any], cursor: int | None, floor: int) -> bool:
+class Listing(Protocol):
+    """What a catch-up reads of one workspace's Mattermost (mattermost/chat.py)."""
+
+    async def listed_channels(self, team_id: str = "") -> dict[str, ChannelMark] | None:
+        """The bot's channels with their newest post's time; None when the server will not list them."""
+        ...
+
+    async def channel_mark(self, channel_id: str) -> ChannelMark | None:
+        """One channel read afresh; None when the bot cannot see it."""
+        ...
+
+    async def posts_since(self, channel: ChannelMark, since_ms: int, *, first_read: bool) -> list[ChatPost] | None:
+        """The channel's posts changed since `since_ms`, oldest first (on a first read of a channel,
+        only those after the bot joined); None when the server refuses."""
+        ...
+
+
+def has_news(channel: ChannelMark, cursor: int | None, floor: int) -> bool:
     """Whether the channel has a post the bot has not seen (a server without the field: assume so)."""
-    if "last_post_at" not in channel:
+    if channel.last_post_at is None:
         return True
-    return int(channel.get("last_post_at") or 0) > (floor if cursor is None else cursor)
+    return channel.last_post_at > (floor if cursor is None else cursor)
 
 
 def changed_since(post: ChatPost, since_ms: int) -> bool:
@@ -49,7 +65,7 @@ class CatchUp:
     def __init__(
         self,
         store: Store,
-        rest: MattermostRest,
+        chat: Listing,
         take: Callable[[ChatPost], Awaitable[None]],
         *,
         team_id: str,
@@ -61,14 +77,14 @@ class CatchUp:
         self.store = store
         self.workspace = workspace
         self.cursor_prefix = channel_cursor_prefix(workspace)
-        self.rest = rest
+        self.chat = chat
         self.take = take  # records one post, never moves the channel's cursor
         self.team_id = team_id
         self.floor = floor
         self.on_fatal = on_fatal
         self.before_plan = before_plan  # writes the cursors live intake holds, so the plan sees them
         # Channels still to read: the listed channel, or None when it must be fetched first.
-        self._pending: dict[str, dict[str, Any] | None] = {}
+        self._pending: dict[str, ChannelMark | None] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._task: asyncio.Task[None] | None = None
         self.idle = asyncio.Event()
@@ -79,25 +95,19 @@ class CatchUp:
     # ---- planning (in the websocket's hello; a few calls) ----------------------------------------
     async def plan(self) -> int:
         """Mark the channels with posts the bot has not seen; returns how many. Raises
-        MattermostUnavailable when the listing cannot be read (the next connection tries again)."""
+        errors.Unavailable when the listing cannot be read (the next connection tries again)."""
         self.before_plan()
-        listed: dict[str, dict[str, Any]] = {}
-        listing_ok = True
-        try:
-            for team in await self.rest.teams():
-                if self.team_id and team["id"] != self.team_id:
-                    continue
-                for ch in await self.rest.my_channels(team["id"]):
-                    listed.setdefault(ch["id"], ch)
-        except MattermostRejected as e:
-            log.info("cannot list the bot's channels (%s); catching up the channels it knows", e)
-            listing_ok = False
+        listing = await self.chat.listed_channels(self.team_id)
+        listing_ok = listing is not None
+        if listing is None:
+            log.info("catching up the channels the bot knows instead")
+        listed = listing or {}
         cursors = self.store.channel_cursors(self.workspace)
         floor = self.floor()
         marked = 0
         for ch in listed.values():
-            if has_news(ch, cursors.get(ch["id"]), floor):
-                self._pending[ch["id"]] = ch
+            if has_news(ch, cursors.get(ch.id), floor):
+                self._pending[ch.id] = ch
                 marked += 1
         # Known channels the listing does not hold: the bot left them, or the server cannot list.
         # Without a listing every known channel is looked at; with one, only those with an open chat.
@@ -137,7 +147,7 @@ class CatchUp:
                 try:
                     await self._channel(channel_id)
                     backoff.reset()
-                except (MattermostUnavailable, ConnectionResetError) as e:
+                except (errors.Unavailable, ConnectionResetError) as e:
                     # Left pending: tried again after a pause (or first by a live post of that channel).
                     delay = backoff.next_delay()
                     log.warning("catch-up of channel %s failed (%s); retrying in %.0f s", channel_id, e, delay)
@@ -146,7 +156,7 @@ class CatchUp:
                      self.channels_read, self.posts_seen)
         except asyncio.CancelledError:
             raise
-        except MattermostAuthError as e:
+        except errors.CredentialsRejected as e:
             self.on_fatal(e)
         except Exception as e:  # a defect must not leave the rest of the channels unread silently
             log.exception("catch-up failed")
@@ -165,9 +175,8 @@ class CatchUp:
                 cursor_text = self.store.get_cursor(self.cursor_prefix + channel_id)
                 cursor = int(cursor_text) if cursor_text is not None else None
                 if channel is None:
-                    try:
-                        channel = await self.rest.get_channel(channel_id, fresh=True)  # the cached one is stale
-                    except MattermostRejected:
+                    channel = await self.chat.channel_mark(channel_id)
+                    if channel is None:
                         self._pending.pop(channel_id, None)
                         return
                     if not has_news(channel, cursor, self.floor()):
@@ -181,44 +190,21 @@ class CatchUp:
             if not self._pending:
                 self.idle.set()
 
-    async def _read(self, channel: dict[str, Any], cursor: int | None) -> None:
+    async def _read(self, channel: ChannelMark, cursor: int | None) -> None:
         since = (cursor if cursor is not None else self.floor()) - OVERLAP_MS
-        try:
-            posts = await self.rest.posts_since(channel["id"], since)
-        except MattermostRejected as e:  # the bot left the channel, or it is gone
-            log.info("catch-up skips channel %s: %s", channel["id"], e)
+        posts = await self.chat.posts_since(channel, since, first_read=cursor is None)
+        if posts is None:
             return
         self.channels_read += 1
-        # The listing may hold more channels than the client's cache: keep this one for its posts.
-        self.rest.remember_channel(channel)
-        if cursor is None and channel.get("type") in ("O", "P"):
-            posts = self._since_bot_joined(posts)
-        for raw in posts:
+        for post in posts:
             self.posts_seen += 1
-            post = post_from_dict(
-                raw, channel_type=str(channel.get("type", "")), team_id=str(channel.get("team_id") or ""),
-                bot_id=self.rest.me["id"], bot_username=self.rest.me["username"],
-            )
             if changed_since(post, since):
                 await self.take(post)
         if posts:
             # Posts come in creation order but an edited old one carries a late update time: the
             # cursor moves only once the whole list is in, or a crash could skip a post.
-            newest = max(max(int(p.get("update_at") or 0), int(p.get("create_at") or 0)) for p in posts)
-            self.store.advance_cursor(self.cursor_prefix + channel["id"], newest, refetchable=True)
-
-    def _since_bot_joined(self, posts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """A channel met for the first time: its history from before the bot joined is not a chat."""
-        bot = self.rest.me["id"]
-        joined = -1
-        for i, p in enumerate(posts):
-            props = p.get("props") or {}
-            if p.get("type") in ("system_join_channel", "system_add_to_channel") and bot in (
-                p.get("user_id") if p.get("type") == "system_join_channel" else None,
-                props.get("addedUserId"),
-            ):
-                joined = i
-        return posts[joined + 1:]
+            newest = max(max(p.update_at_ms, p.create_at_ms) for p in posts)
+            self.store.advance_cursor(self.cursor_prefix + channel.id, newest, refetchable=True)
 
 
 __all__ = ["CatchUp", "changed_since", "has_news"]

@@ -22,10 +22,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from .. import errors
-from ..deskie.files import file_name
-from ..deskie.webhook import WebhookEvent
-from ..markup.formatting import MM_LIMIT, message_body, split_message
-from ..model import ConvKey, ConvState, ItemKind, ReplyState, Speaker
+from ..markup.formatting import MM_LIMIT, split_message
+from ..model import ConvKey, ItemKind, ReplyState, Speaker
+from ..model import attachment_name as file_name
 from ..retry import backoff_delay
 from ..store import Conversation, Reply, Store
 
@@ -94,17 +93,6 @@ def with_agent_name(name: str, body: str) -> str:
     return f"{label} {body}"
 
 
-class WebhookRefused(Exception):
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-
-
-def reply_text(content: str | None, content_html: str | None, attachments: list[dict[str, Any]]) -> str:
-    """The answer's Markdown. Its files are not in it: they travel as files (see `plan_posts`)."""
-    return message_body(content, content_html)
-
-
 class OutboundRelay:
     def __init__(
         self,
@@ -112,7 +100,6 @@ class OutboundRelay:
         poster: Poster | Mapping[str, Poster],
         *,
         clock: Callable[[], float] = time.time,
-        open_outgoing: Callable[[WebhookEvent], Any] | None = None,
         on_note: Callable[[], None] = lambda: None,
         names: AgentNames | None = None,
         after_drain: Callable[[], Awaitable[None]] | None = None,
@@ -121,7 +108,6 @@ class OutboundRelay:
         # One Mattermost per workspace ('' in the single `mattermost:` form): a chat's answers go to its own.
         self.posters: Mapping[str, Poster] = poster if isinstance(poster, Mapping) else {"": poster}
         self.clock = clock
-        self.open_outgoing = open_outgoing
         self.on_note = on_note
         self.names = names  # None: answers are posted without the agent's name
         self.after_drain = after_drain
@@ -133,42 +119,6 @@ class OutboundRelay:
     def wake(self) -> None:
         for event in self._wakes.values():
             event.set()
-
-    async def accept_webhook(self, event: WebhookEvent) -> str:
-        """Record an answer from the webhook. Returns what was done; raises WebhookRefused for 4xx."""
-        if event.type and event.type != "message_new":
-            return "ignored: event type"
-        if event.note:
-            return "ignored: internal note"
-        conv = self.store.conversation_by_case(event.case_id)
-        if conv is None:
-            if self.open_outgoing is None:
-                raise WebhookRefused(404, "unknown case")
-            conv = await self.open_outgoing(event)
-            if conv is None:
-                raise WebhookRefused(404, "unknown case")
-        if event.custom_user_id and event.custom_user_id != conv.user_custom_id:
-            raise WebhookRefused(403, "user does not match the case")
-        if conv.state == ConvState.CLOSED and self.store.current_conversation(conv.conv_key) is None:
-            # The agent reopened the case by answering: the customer's reply belongs to it again.
-            self.store.set_conversation_state(conv.id, ConvState.ACTIVE)
-        text = reply_text(event.content, event.content_html, event.attachments)
-        if not text and not event.attachments:
-            return "ignored: empty"
-        with self.store.lazy_commits():  # reconciliation finds an answer a power cut took
-            fresh = self.store.add_reply(
-                message_id=event.message_id,
-                case_id=event.case_id,
-                conversation_id=conv.id,
-                body=text,
-                attachments=event.attachments,
-                source="webhook",
-                staff_id=event.staff_id,
-            )
-        if fresh:
-            self.wake()
-            return "recorded"
-        return "duplicate"
 
     async def run(self, stopping: asyncio.Event) -> None:
         """A loop per workspace: a Mattermost that is slow or down holds back only its own chats."""

@@ -15,7 +15,7 @@ from typing import Protocol
 from .. import errors
 from ..model import CaseRef, CaseSummary, ConvKey, ConvState, Customer, Speaker
 from ..store import Conversation, Store
-from .outbound import WebhookRefused
+from .answers import WebhookRefused
 from .ports import Helpdesk
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class OutgoingChats:
         try:
             return await self.open(case_id, custom_user_id)
         except errors.Unavailable as e:
-            raise WebhookRefused(503, f"Deskie unavailable: {e}") from None
+            raise WebhookRefused(503, f"unavailable: {e}") from None
 
     async def adopt(self, case: CaseSummary) -> Conversation | None:
         """Reconciliation met a case of our channel the bot has no chat for: an outgoing chat whose

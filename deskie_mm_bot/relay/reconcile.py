@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from .. import errors
 from ..model import CaseStatus, CaseSummary, ConvState
 from ..store import Conversation, Store, content_hash
+from .answers import Answers
 from .ports import Helpdesk
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,10 @@ class Reconciler:
         on_new_replies: Callable[[], None] = lambda: None,
         adopt_unknown: Callable[[CaseSummary], Awaitable[Conversation | None]] | None = None,
         clock: Callable[[], float] = time.time,
+        answers: Answers | None = None,
     ) -> None:
         self.clock = clock
+        self.answers = answers if answers is not None else Answers(store)
         self.store = store
         self.helpdesk = helpdesk
         self.on_new_replies = on_new_replies
@@ -78,7 +81,9 @@ class Reconciler:
             # Nothing newer than the bot's own write: no read now, one later (see the module's doc).
             self.store.owe_read(conv.id, self.clock() + OWED_READ_DELAY)
             return 0
-        queued = await self._read_answers(case_id, conv)
+        # An answer found on an open case reopens a closed chat, by the answers door's one rule.
+        queued = await self._read_answers(case_id, conv,
+                                          case_open=case.status in (CaseStatus.OPEN, CaseStatus.WAITING))
         if queued is None:
             return 0
         if case.status == CaseStatus.CLOSED:
@@ -86,10 +91,6 @@ class Reconciler:
         if case.status == CaseStatus.CLOSED and conv.state != ConvState.CLOSED:
             self.store.set_conversation_state(conv.id, ConvState.CLOSED)
             log.info("case %s was closed in Deskie; the next message opens a new case", case_id)
-        elif (case.status in (CaseStatus.OPEN, CaseStatus.WAITING) and conv.state == ConvState.CLOSED and queued
-              and self.store.current_conversation(conv.conv_key) is None):
-            # Reopened by an agent's answer: the customer's reply belongs to this case again.
-            self.store.set_conversation_state(conv.id, ConvState.ACTIVE)
         if updated_at and not case.at_edge:
             # A case changed in the listing's newest second may change again within it, keeping
             # its updated_at: until a later listing proves that second over, it is read again
@@ -97,7 +98,7 @@ class Reconciler:
             self.store.set_case_updated_at(conv.id, updated_at)
         return queued
 
-    async def _read_answers(self, case_id: int, conv: Conversation) -> int | None:
+    async def _read_answers(self, case_id: int, conv: Conversation, *, case_open: bool = True) -> int | None:
         """Queue the case's answers the ledger does not know; None when Deskie will not show the case."""
         try:
             answers = await self.helpdesk.answers(case_id)
@@ -107,22 +108,16 @@ class Reconciler:
                 self.store.set_conversation_state(conv.id, ConvState.CLOSED)
             log.warning("reconciliation skips case %s: %s", case_id, e)
             return None
-        known = self.store.known_message_ids([a.message_id for a in answers])
+        listed = [a for a in answers if a.message_id is not None]  # a list always gives the ids
+        known = self.store.known_message_ids([a.message_id for a in listed if a.message_id is not None])
         queued = 0
-        for a in answers:
+        for a in listed:
+            assert a.message_id is not None
             if a.message_id in known:
                 continue
             if self._resolve_unnamed(case_id, a.text, a.message_id):
                 continue
-            if self.store.add_reply(
-                message_id=a.message_id,
-                case_id=case_id,
-                conversation_id=conv.id,
-                body=a.text,
-                attachments=a.attachments,
-                source="reconcile",
-                staff_id=a.staff_id,
-            ):
+            if self.answers.record(conv, a, source="reconcile", case_open=case_open):
                 queued += 1
         return queued
 

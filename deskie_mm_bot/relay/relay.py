@@ -1,8 +1,8 @@
 """The core, wired: what a customer's message and an agent's answer pass through, built in one place.
 
 Mattermost side: the intake of each workspace records posts (workspace.py builds those, one per edge).
-From there: inbound (outbox -> Deskie), the answers door (webhook and poll both record into the
-ledger), outbound (ledger -> the chat's own workspace), outgoing chats, status reactions,
+From there: inbound (outbox -> Deskie), the answers door (`answers.py`: webhook and poll both record
+into the ledger), outbound (ledger -> the chat's own workspace), outgoing chats, status reactions,
 reconciliation and the idle sweep. The core sees each workspace through `Edge` and the helpdesk
 through `Helpdesk`: model types in and out, nothing of either protocol.
 """
@@ -17,7 +17,8 @@ from typing import Any, Protocol
 
 from .. import errors
 from ..model import Customer
-from ..store import Conversation, Store
+from ..store import Store
+from .answers import Answers
 from .inbound import InboundRelay
 from .lifecycle import IdleSweeper
 from .outbound import AgentNames, OutboundRelay, Poster
@@ -35,15 +36,6 @@ def queued(store: Store) -> tuple[int, int]:
 
 class Chat(Poster, Reactor, Protocol):
     """One workspace's Mattermost as answers and reactions need it (mattermost/chat.py)."""
-
-
-class StartedCase(Protocol):
-    """What the answers door knows of a case it has no chat for."""
-
-    @property
-    def case_id(self) -> int: ...
-    @property
-    def custom_user_id(self) -> str | None: ...
 
 
 class Edge(Protocol):
@@ -79,10 +71,11 @@ class Relay:
         self.reactions = StatusReactions(store, chats, enabled=reactions, clock=clock)
         self.outgoing = OutgoingChats(store, helpdesk, self._edges, thread_mode=thread_mode,
                                       floor_of=lambda ws: self._edges[ws].floor() if ws in self._edges else 0)
-        self.outbound = OutboundRelay(store, chats, clock=clock, open_outgoing=self._open_outgoing,
-                                      on_note=self.inbound.wake, names=names, after_drain=self.reactions.settle)
+        self.outbound = OutboundRelay(store, chats, clock=clock, on_note=self.inbound.wake, names=names,
+                                      after_drain=self.reactions.settle)
+        self.answers = Answers(store, on_recorded=self.outbound.wake, open_outgoing=self.outgoing.for_webhook)
         self.reconciler = Reconciler(store, helpdesk, on_new_replies=self.outbound.wake, clock=clock,
-                                     adopt_unknown=self.outgoing.adopt)
+                                     adopt_unknown=self.outgoing.adopt, answers=self.answers)
         self.sweeper = IdleSweeper(store, helpdesk, idle_timeout, clock=clock)
 
     def _edge(self, workspace: str) -> Edge:
@@ -97,9 +90,6 @@ class Relay:
 
     async def _route_of(self, workspace: str, channel_id: str) -> str | None:
         return await self._edge(workspace).route_of(channel_id)
-
-    async def _open_outgoing(self, event: StartedCase) -> Conversation | None:
-        return await self.outgoing.for_webhook(event.case_id, event.custom_user_id or "")
 
     def wake(self) -> None:
         self.inbound.wake()
