@@ -10,9 +10,9 @@ from .blocking import off_loop
 from .config import Settings, WorkspaceSettings
 from .deskie.client import DeskieClient, DeskieError, find_group
 from .deskie.ratebudget import Priority, RateBudget
+from .mattermost.chat import channel_name, person_name
 from .mattermost.rest import MattermostAuthError, MattermostRejected, MattermostRest, MattermostUnavailable
 from .model import CaseRef, ConvKey, Customer, named
-from .relay.intake import channel_name, person_name
 from .relay.outgoing import record_chat
 from .store import Store
 

@@ -151,6 +151,41 @@ def named(full_name: str, workspace: str) -> str:
 
 
 @dataclass(frozen=True)
+class Person:
+    """A Mattermost member as the relay names them to agents."""
+
+    id: str
+    username: str
+    first_name: str = ""
+    last_name: str = ""
+    is_bot: bool = False
+
+    @property
+    def full_name(self) -> str:
+        full = " ".join(p for p in (self.first_name, self.last_name) if p).strip()
+        return f"{full} (@{self.username})" if full else f"@{self.username}"
+
+
+@dataclass(frozen=True)
+class Place:
+    """A channel: a DM (D), a group message (G), a public (O) or private (P) channel."""
+
+    id: str
+    type: str
+    team_id: str = ""
+    name: str = ""  # the URL name (routes go by it)
+    display_name: str = ""
+
+    @property
+    def full_name(self) -> str:
+        display = self.display_name or self.name or self.id
+        if self.type == "G":
+            # A group message's name is a hash; its display name lists the people in it.
+            return f"{display} (group message)"
+        return f"{display} (~{self.name})"
+
+
+@dataclass(frozen=True)
 class ChannelMark:
     """A channel as a catch-up plans with it: where it is, and when its newest post was made (None:
     the server does not say)."""

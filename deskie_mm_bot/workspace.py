@@ -19,7 +19,7 @@ from typing import Any
 from . import errors
 from .config import ChatsSettings, WorkspaceSettings
 from .health import LinkState, WorkspaceHealth
-from .mattermost.chat import AnswerFiles, MattermostChat
+from .mattermost.chat import AnswerFiles, MattermostChat, channel_name, person_name
 from .mattermost.events import post_from_event
 from .mattermost.rest import (
     MattermostAuthError,
@@ -31,7 +31,7 @@ from .mattermost.rest import (
 from .mattermost.websocket import MattermostWebsocket
 from .model import ChatPost, Customer, CustomerKind, named
 from .relay.catchup import CatchUp
-from .relay.intake import Intake, IntakeRules, channel_name, person_name
+from .relay.intake import Intake, IntakeRules
 from .retry import Backoff
 from .store import Store, catchup_floor_name, channel_cursor_prefix
 
@@ -119,7 +119,7 @@ class Workspace:
         if self.store.get_cursor(self.floor_name) is None:
             # History from before the workspace's first start is not relayed.
             self.store.set_cursor(self.floor_name, str(int(self.clock() * 1000)))
-        self.intake = Intake(self.store, self.rest, IntakeRules(
+        self.intake = Intake(self.store, self.chat, IntakeRules(
             bot_id=str(me["id"]), reply_mode=self.chats.reply_mode, mention_only=self.chats.mention_only,
             team_id=self.team_id, workspace=self.name,
         ))

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from .. import errors
-from ..model import ChannelMark, ChatPost
+from ..model import ChannelMark, ChatPost, Person, Place
 from .events import post_from_dict
 from .rest import MattermostRejected, MattermostRest, MattermostUnavailable
 
@@ -119,6 +119,13 @@ class MattermostChat:
         # Edit-history copies carry the old props too: only the posts themselves count.
         return [p for p in posts if p.get("user_id") == self.bot_id and not p.get("original_id")]
 
+    # ---- the directory (cached by the REST client) ------------------------------------------------
+    async def person(self, user_id: str) -> Person:
+        return person_of(await self.rest.get_user(user_id))
+
+    async def place(self, channel_id: str) -> Place:
+        return place_of(await self.rest.get_channel(channel_id))
+
     # ---- the catch-up listing ------------------------------------------------------------------
     async def listed_channels(self, team_id: str = "") -> dict[str, ChannelMark] | None:
         """The bot's channels (of one team, or of all) with their newest post's time: a few calls
@@ -170,6 +177,26 @@ class MattermostChat:
         except errors.CredentialsRejected as e:
             raise _later(e) from None
         return str(channel.get("type") or ""), str(channel.get("name") or "")
+
+
+def person_of(user: dict[str, Any]) -> Person:
+    return Person(id=str(user.get("id") or ""), username=str(user.get("username") or ""),
+                  first_name=str(user.get("first_name") or ""), last_name=str(user.get("last_name") or ""),
+                  is_bot=bool(user.get("is_bot")))
+
+
+def place_of(channel: dict[str, Any]) -> Place:
+    return Place(id=str(channel.get("id") or ""), type=str(channel.get("type") or ""),
+                 team_id=str(channel.get("team_id") or ""), name=str(channel.get("name") or ""),
+                 display_name=str(channel.get("display_name") or ""))
+
+
+def person_name(user: dict[str, Any]) -> str:
+    return person_of(user).full_name
+
+
+def channel_name(channel: dict[str, Any]) -> str:
+    return place_of(channel).full_name
 
 
 def _mark(channel: dict[str, Any]) -> ChannelMark:

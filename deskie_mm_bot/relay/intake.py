@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
-from ..model import ChatPost, ConvKey, Customer, ItemKind, named
+from ..model import ChatPost, ConvKey, Customer, ItemKind, Person, Place, named
 from ..store import Store
 
 log = logging.getLogger(__name__)
 
 
 class Directory(Protocol):
-    async def get_user(self, user_id: str) -> dict[str, Any]: ...
-    async def get_channel(self, channel_id: str) -> dict[str, Any]: ...
+    """Who posted and where (mattermost/chat.py; cached there)."""
+
+    async def person(self, user_id: str) -> Person: ...
+    async def place(self, channel_id: str) -> Place: ...
 
 
 @dataclass(frozen=True)
@@ -28,20 +30,6 @@ class IntakeRules:
     mention_only: bool = True
     team_id: str = ""  # empty: every team
     workspace: str = ""  # the workspace's name when the bot serves several: in keys, ids and names
-
-
-def person_name(user: dict[str, Any]) -> str:
-    full = " ".join(p for p in (user.get("first_name"), user.get("last_name")) if p).strip()
-    handle = f"@{user.get('username', '')}"
-    return f"{full} ({handle})" if full else handle
-
-
-def channel_name(channel: dict[str, Any]) -> str:
-    display = channel.get("display_name") or channel.get("name") or channel.get("id", "")
-    if channel.get("type") == "G":
-        # A group message's name is a hash; its display name lists the people in it.
-        return f"{display} (group message)"
-    return f"{display} (~{channel.get('name', '')})"
 
 
 class Intake:
@@ -72,9 +60,9 @@ class Intake:
             return False
         if not post.delete_at_ms and not post.edit_at_ms and self.store.has_post(post.post_id):
             return False  # already recorded (a catch-up's overlap, a resumed event): no lookups needed
-        channel = await self.directory.get_channel(post.channel_id)
-        channel_type = post.channel_type or str(channel.get("type", ""))
-        team_id = post.team_id or str(channel.get("team_id") or "")
+        channel = await self.directory.place(post.channel_id)
+        channel_type = post.channel_type or channel.type
+        team_id = post.team_id or channel.team_id
         if self.rules.team_id and channel_type in ("O", "P") and team_id != self.rules.team_id:
             return False
         if post.delete_at_ms or (post.edit_at_ms and self.store.has_post(post.post_id)):
@@ -87,10 +75,10 @@ class Intake:
         if not direct and self.rules.mention_only and not addressed and not in_relayed_thread:
             log.debug("post %s not relayed: no mention of the bot", post.post_id)
             return False
-        author = await self.directory.get_user(post.user_id)
-        if author.get("is_bot"):
+        author = await self.directory.person(post.user_id)
+        if author.is_bot:
             return False
-        author_name = person_name(author)
+        author_name = author.full_name
         ws = self.rules.workspace
         person = str(Customer.person(post.user_id, ws)), named(author_name, ws)
         if self.rules.reply_mode == "thread":
@@ -109,7 +97,7 @@ class Intake:
             show_author = False
         else:
             key, reply_root = ConvKey.channel(post.channel_id, ws), ""
-            custom_id, full_name = str(Customer.channel(post.channel_id, ws)), named(channel_name(channel), ws)
+            custom_id, full_name = str(Customer.channel(post.channel_id, ws)), named(channel.full_name, ws)
             show_author = True
         fresh = self.store.enqueue_post(
             post_id=post.post_id,

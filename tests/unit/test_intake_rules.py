@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
+from deskie_mm_bot.mattermost.chat import person_of, place_of
 from deskie_mm_bot.mattermost.events import mentions_username, post_from_dict, post_from_event
-from deskie_mm_bot.model import ChatPost
+from deskie_mm_bot.model import ChatPost, Person, Place
 from deskie_mm_bot.relay.intake import Intake, IntakeRules
 from deskie_mm_bot.store import Store
 
@@ -47,11 +48,11 @@ class FakeDirectory:
             GM: {"id": GM, "type": "G", "team_id": "", "name": "0f3a9c", "display_name": "bob, helpbot, jane"},
         }
 
-    async def get_user(self, user_id: str) -> dict[str, Any]:
-        return self.users[user_id]
+    async def person(self, user_id: str) -> Person:
+        return person_of(self.users[user_id])
 
-    async def get_channel(self, channel_id: str) -> dict[str, Any]:
-        return self.channels[channel_id]
+    async def place(self, channel_id: str) -> Place:
+        return place_of(self.channels[channel_id])
 
 
 @pytest.fixture
