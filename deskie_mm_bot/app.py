@@ -25,7 +25,7 @@ from typing import Any
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from . import errors
+from . import errors, observe
 from .blocking import off_loop
 from .config import Settings
 from .deskie.client import DeskieClient, DeskieError
@@ -34,7 +34,6 @@ from .deskie.helpdesk import DeskieHelpdesk
 from .deskie.ratebudget import RateBudget
 from .deskie.staff import StaffNames
 from .errors import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, Fatal
-from .health import Health, ServiceState
 from .mattermost.rest import MattermostUnavailable
 from .mattermost.websocket import MattermostWebsocket
 from .metrics import Metrics
@@ -42,6 +41,7 @@ from .relay.relay import Relay, queued
 from .server import build_app
 from .store import Store
 from .store.cursors import catchup_floor_name
+from .supervise import Supervisor
 from .workspace import StartAborted, Workspace, pause
 
 log = logging.getLogger(__name__)
@@ -58,11 +58,11 @@ class BotApp:
         self.clock = clock
         self.metrics = Metrics()
         self.stopping = asyncio.Event()
-        self.exit_code = EXIT_OK
-        self.exit_message = ""
         self.started = asyncio.Event()
-        self._tasks: list[asyncio.Task[Any]] = []
         self.store: Store | None = None
+        self.supervisor = Supervisor(self.stopping, self._record_error)
+        self.fail, self._ended_by, self._spawn, self._job = (
+            self.supervisor.fail, self.supervisor.ended_by, self.supervisor.spawn, self.supervisor.job)
         self.workspaces: list[Workspace] = []
         self.deskie: DeskieClient | None = None
         # Calls waiting for rate budget hold a thread each: room enough that a customer's write
@@ -94,11 +94,17 @@ class BotApp:
     def request_stop(self) -> None:
         self.stopping.set()
 
-    def fail(self, code: int, message: str) -> None:
-        if self.exit_code == EXIT_OK:
-            self.exit_code, self.exit_message = code, message
-            log.error("%s", message)
-        self.stopping.set()
+    @property
+    def exit_code(self) -> int:
+        return self.supervisor.exit_code
+
+    @property
+    def exit_message(self) -> str:
+        return self.supervisor.exit_message
+
+    def _record_error(self, source: str, message: str) -> None:
+        if self.store is not None:
+            self.store.record_error(source, message)
 
     async def run(self) -> int:
         try:
@@ -135,11 +141,9 @@ class BotApp:
         async def answer_file(attachment: dict[str, Any], max_bytes: int) -> AnswerFile:
             return await off_loop(self.pool, files.fetch, attachment, max_bytes)
 
-        for ws_settings in s.workspaces:
-            w = Workspace(ws_settings, s.chats, store, stopping=self.stopping, answer_files=answer_file,
-                          on_recorded=self._recorded, clock=self.clock)
-            w.on_catch_up_failed = self._catch_up_failed
-            self.workspaces.append(w)
+        self.workspaces = [Workspace(ws, s.chats, store, stopping=self.stopping, answer_files=answer_file,
+                                     on_recorded=self._recorded, on_catch_up_failed=self._catch_up_failed,
+                                     clock=self.clock) for ws in s.workspaces]
         if not self.several:
             await self.workspaces[0].connect(LOGIN_PATIENCE)
         # 3. Deskie client and relays
@@ -169,17 +173,13 @@ class BotApp:
         # 5. loops
         self._spawn("inbound", self.inbound.run(self.stopping))
         self._spawn("outbound", relay.run_outbound(self.stopping, self._job(self.reconciler.poll), FIRST_POLL_PATIENCE))
-        self._spawn("group", self._resolve_groups_soon())
+        self._spawn("group", self._check_groups_soon(), may_end=True)
         self.scheduler = AsyncIOScheduler()
-        self.scheduler.add_job(self._job(self.reconciler.poll), "interval", seconds=s.chats.poll_interval,
-                               id="reconcile", max_instances=1, coalesce=True)
-        sweep_every = max(0.5, min(30.0, s.chats.idle_timeout / 10))
-        self.scheduler.add_job(self._job(self.sweeper.sweep), "interval", seconds=sweep_every,
-                               id="idle-sweep", max_instances=1, coalesce=True)
-        self.scheduler.add_job(self._job(self._wake_relays), "interval", seconds=5, id="outbox-retry",
-                               max_instances=1, coalesce=True)
-        self.scheduler.add_job(self._job(self._flush_cursors_job), "interval", seconds=1, id="cursor-flush",
-                               max_instances=1, coalesce=True)
+        jobs = (("reconcile", self.reconciler.poll, s.chats.poll_interval),
+                ("idle-sweep", self.sweeper.sweep, max(0.5, min(30.0, s.chats.idle_timeout / 10))),
+                ("outbox-retry", self._wake_relays, 5.0), ("cursor-flush", self._flush_cursors_job, 1.0))
+        for name, fn, every in jobs:
+            self.scheduler.add_job(self._job(fn), "interval", seconds=every, id=name, max_instances=1, coalesce=True)
         self.scheduler.start()
         # 6. websockets (intake)
         for w in self.workspaces:
@@ -230,13 +230,8 @@ class BotApp:
                 self.deskie.stop_retrying()
         for w in self.workspaces:
             w.rest.stop_retrying()
-        pending = [t for t in self._tasks if not t.done()]
-        if pending:  # the relay loops finish the pass they are in
-            _, still = await asyncio.wait(pending, timeout=max(0.0, deadline - time.monotonic()))
-            for t in still:
-                t.cancel()
-            await asyncio.gather(*still, return_exceptions=True)
-            drain = drain and not still
+        # The relay loops finish the pass they are in.
+        drain = await self.supervisor.finish(deadline, time.monotonic) and drain
         if drain:
             with contextlib.suppress(Exception):
                 await self.relay.drain(deadline)
@@ -262,48 +257,6 @@ class BotApp:
         assert self.store is not None
         return queued(self.store)
 
-    def _spawn(self, name: str, coro: Any) -> None:
-        task = asyncio.create_task(coro, name=name)
-        task.add_done_callback(self._task_done)
-        self._tasks.append(task)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is None:
-            if not self.stopping.is_set() and task.get_name() != "group":
-                self.fail(EXIT_RUNTIME, f"internal error: the {task.get_name()} loop ended unexpectedly")
-            return
-        if isinstance(exc, errors.Stopping) and self.stopping.is_set():
-            return
-        if isinstance(exc, (errors.Fatal, errors.CredentialsRejected, errors.ConfigError)):
-            self._ended_by(exc)
-        else:
-            log.error("the %s loop died", task.get_name(), exc_info=exc)
-            self.fail(EXIT_RUNTIME, f"internal error: the {task.get_name()} loop died: {type(exc).__name__}: {exc}")
-
-    def _ended_by(self, exc: BaseException) -> None:
-        """An error the bot cannot work past: the exit code and the line come from the error itself."""
-        self.fail(errors.exit_code_for(exc), errors.describe(exc))
-
-    def _job(self, fn: Callable[[], Any]) -> Callable[[], Any]:
-        async def job() -> None:
-            if self.stopping.is_set():
-                return
-            try:
-                await fn()
-            except errors.Stopping:
-                return
-            except (errors.Fatal, errors.CredentialsRejected, errors.ConfigError) as e:
-                self._ended_by(e)
-            except Exception as e:  # one failing run must not stop the schedule
-                log.warning("%s failed: %s: %s", getattr(fn, "__name__", "job"), type(e).__name__, e)
-                if self.store is not None:
-                    self.store.record_error("scheduler", f"{type(e).__name__}: {e}")
-
-        return job
-
     async def _wake_relays(self) -> None:
         self.relay.wake()
 
@@ -314,23 +267,11 @@ class BotApp:
     async def _flush_cursors_job(self) -> None:
         self.flush_cursors()
 
-    # ---- Deskie groups ------------------------------------------------------------------------------
-    async def group_id(self) -> int:
-        """The default group's id; every workspace's default group and routes are checked too (a
-        missing group is a config error naming its key)."""
-        group = await self.helpdesk.default_group_id()
-        for w in self.settings.workspaces:
-            if w.default_group is not None:
-                await self.helpdesk.group_id(w.default_group, f"{w.config_key}.default_group")
-            for channel, wanted in w.routes:
-                await self.helpdesk.group_id(wanted, f"{w.config_key}.routes.{channel}")
-        return group
-
-    async def _resolve_groups_soon(self) -> None:
+    async def _check_groups_soon(self) -> None:
         # Checked at start so that a wrong group stops the bot at once, not at the first customer.
         while not self.stopping.is_set():
             try:
-                await self.group_id()
+                await self.helpdesk.check_groups(self.settings.named_groups())
                 return
             except DeskieError as e:
                 if isinstance(e, (errors.CredentialsRejected, errors.Stopping)):
@@ -338,38 +279,16 @@ class BotApp:
                 log.warning("cannot read Deskie groups yet (%s); will retry", e)
                 await pause(self.stopping, 5)
 
-    # ---- health and metrics -----------------------------------------------------------------------
+    # ---- health and metrics (observe.py) -----------------------------------------------------------
     def health(self) -> tuple[bool, dict[str, Any]]:
-        state = Health.of(
-            tuple(w.health() for w in self.workspaces),
-            deskie=self.deskie.state() if self.deskie is not None else ServiceState.UNKNOWN,
-            deskie_last_error=self.deskie.last_error if self.deskie is not None else None,
-            stopping=self.stopping.is_set(),
-        )
-        return state.ok, state.as_json()
+        return observe.health(self.workspaces, self.deskie, self.stopping.is_set())
 
     def metric_totals(self) -> dict[str, float]:
-        sockets = [w.ws for w in self.workspaces if w.ws is not None]
-        return {
-            "deskie_mm_websocket_reconnects": sum(ws.reconnects for ws in sockets),
-            "deskie_mm_websocket_resyncs": sum(ws.resyncs for ws in sockets),
-            **self.relay.totals(),
-        }
+        return observe.totals(self.workspaces, self.relay)
 
     def refresh_metrics(self) -> None:
-        if self.store is None:
-            return
-        m = self.metrics
-        to_deskie, to_mattermost = self.queued()
-        m.outbox_pending.set(to_deskie)
-        m.replies_pending.set(to_mattermost)
-        m.open_chats.set(self.store.count_conversations("active"))
-        for w in self.workspaces:
-            h = w.health()
-            m.workspace_connected.labels(workspace=w.label).set(1 if h.websocket.value == "connected" else 0)
-            m.workspace_open_chats.labels(workspace=w.label).set(self.store.count_conversations("active", w.name))
-        if self.deskie:
-            m.budget_available.set(self.deskie.budget.available())
+        if self.store is not None:
+            observe.refresh(self.metrics, self.store, self.workspaces, self.deskie)
 
 
 __all__ = ["BotApp", "Fatal", "EXIT_OK", "EXIT_RUNTIME", "EXIT_CONFIG"]

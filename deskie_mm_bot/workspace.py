@@ -76,6 +76,7 @@ class Workspace:
         stopping: asyncio.Event,
         answer_files: AnswerFiles | None,
         on_recorded: Callable[[], None],
+        on_catch_up_failed: Callable[[Workspace, BaseException], None] = lambda ws, exc: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -97,8 +98,8 @@ class Workspace:
         self.rejected = False  # its token was refused the last time it was tried
         self._cursor_marks: dict[str, int] = {}
         self.floor_name = catchup_floor_name(self.name)
-        # The catch-up beside live intake died: the app decides what that means (set by the app).
-        self.on_catch_up_failed: Callable[[Workspace, BaseException], None] = lambda ws, exc: None
+        # The catch-up beside live intake died: the app decides what that means.
+        self.on_catch_up_failed = on_catch_up_failed
 
     @property
     def label(self) -> str:

@@ -199,6 +199,16 @@ class Settings:
         """The ``workspaces:`` form (even with one entry): Deskie user ids and names carry the workspace."""
         return self.mattermost is None
 
+    def named_groups(self) -> list[tuple[str, str]]:
+        """(group, config key) of every Deskie group named besides deskie.default_group: each
+        workspace's default group and routes (checked at start and by `check --online`)."""
+        named: list[tuple[str, str]] = []
+        for ws in self.workspaces:
+            if ws.default_group is not None:
+                named.append((ws.default_group, f"{ws.config_key}.default_group"))
+            named.extend((wanted, f"{ws.config_key}.routes.{channel}") for channel, wanted in ws.routes)
+        return named
+
     def workspace(self, name: str) -> WorkspaceSettings:
         """The workspace of that name (``""`` for the single form); KeyError if there is none."""
         for ws in self.workspaces:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -139,6 +139,13 @@ class DeskieHelpdesk:
                     raise errors.ConfigError(f"Deskie has no group '{wanted}' (by id or exact title)", key=key)
                 self._routed[wanted] = int(group["group_id"])
             return self._routed[wanted]
+
+    async def check_groups(self, named: Sequence[tuple[str, str]]) -> None:
+        """The default group and every (group, config key) named elsewhere (routes, workspaces' default
+        groups) exist; errors.ConfigError naming the key of the first that does not."""
+        await self.default_group_id()
+        for wanted, key in named:
+            await self.group_id(wanted, key)
 
     # ---- customers' writes ----------------------------------------------------------------------
     async def open_case(
