@@ -168,15 +168,24 @@ class Customer:
     user: dict[str, Any]
     dm: dict[str, Any]
     sent: list[str] = field(default_factory=list)
+    workspace: str = ""  # its workspaces[].name; "" in the single `mattermost:` form
+
+    @property
+    def custom_id(self) -> str:
+        """Its Deskie user_custom_id: `u:<id>`, or `<workspace>:u:<id>` with several workspaces."""
+        return f"{self.workspace}:u:{self.user['id']}" if self.workspace else f"u:{self.user['id']}"
 
 
-def add_customers(world: World, n: int, prefix: str = "cust") -> list[Customer]:
+def add_customers(world: World, n: int, prefix: str = "cust", *, workspace: str = "",
+                  first: int = 0) -> list[Customer]:
+    """n customers of `world` with a DM to the bot, named u<first>.. (give each workspace its own
+    `first`, so that a token found in the other workspace's case is nobody's there)."""
     out = []
-    for i in range(n):
+    for i in range(first, first + n):
         user = world.mm.add_user(f"{prefix}{i}", f"Customer{i}", "Test")
         world.mm.add_team_member(world.team["id"], user["id"])
         dm = world.mm.direct_channel(world.bot["id"], user["id"])
-        out.append(Customer(f"u{i}", user, dm))
+        out.append(Customer(f"u{i}", user, dm, workspace=workspace))
     return out
 
 
@@ -234,7 +243,7 @@ def verdict(world: World, customers: list[Customer]) -> Verdict:
     disorder: list[str] = []
     held = tokens_by_customer(world)
     for c in customers:
-        got = held.get(f"u:{c.user['id']}", [])
+        got = held.get(c.custom_id, [])
         for t in c.sent:
             n = got.count(t)
             if n == 0:
@@ -249,7 +258,7 @@ def verdict(world: World, customers: list[Customer]) -> Verdict:
 
 def all_delivered(world: World, customers: list[Customer]) -> bool:
     held = tokens_by_customer(world)
-    return all(set(c.sent) <= set(held.get(f"u:{c.user['id']}", [])) for c in customers)
+    return all(set(c.sent) <= set(held.get(c.custom_id, [])) for c in customers)
 
 
 # ---- chats seeded in bulk ------------------------------------------------------------------------

@@ -14,8 +14,9 @@ from scripts.benchkit import (
     all_delivered,
     burst,
     burst_in_background,
+    tokens_by_customer,
     verdict,
 )
 
 __all__ = ["TOKEN", "Customer", "Verdict", "add_customers", "all_delivered", "burst", "burst_in_background",
-           "verdict"]
+           "tokens_by_customer", "verdict"]
