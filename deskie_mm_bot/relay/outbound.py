@@ -115,6 +115,7 @@ class OutboundRelay:
         self.posted = 0
         self.failures = 0  # transient posting failures since start (a stop's drain watches it)
         self.flushing = False  # stopping: answers waiting for a retry are tried once more, now
+        self._failed_in_flush: set[int | None] = set()
 
     def wake(self) -> None:
         for event in self._wakes.values():
@@ -141,6 +142,10 @@ class OutboundRelay:
                 chats = [(reply, self._conversation_of(reply)) for reply in due]
                 if workspace is not None:
                     chats = [(r, c) for r, c in chats if c is None or c.workspace == workspace]
+                if self.flushing:
+                    # A stop's drain tries each chat once: one whose Mattermost failed waits for the
+                    # next start, however long the other chats keep this drain going.
+                    chats = [(r, c) for r, c in chats if r.conversation_id not in self._failed_in_flush]
                 if not chats:
                     return
                 progressed = False
@@ -179,6 +184,9 @@ class OutboundRelay:
         except Exception as e:  # transient: keep it in the ledger, try later; the chat's next answers wait
             self.failures += 1
             delay = backoff_delay(reply.attempts, base=1.0, cap=60.0)
+            if self.flushing:
+                self._failed_in_flush.add(reply.conversation_id)
+                delay = 0.0  # stopping: the next start tries it at once, not after this stop's backoff
             self.store.retry_reply_later(reply.id, delay, f"{type(e).__name__}: {e}")
             self.store.record_error("mattermost", f"posting an answer failed: {type(e).__name__}: {e}")
             log.warning("posting answer for case %s failed (%s); retry in %.1f s", reply.case_id, e, delay)

@@ -258,6 +258,17 @@ def test_sigterm_with_two_workspaces_exits_0_after_delivering_what_a_working_wor
     # What globex could not take waits in the store for the next start: its three answers, nothing else.
     assert pending_answers(bot) == sorted(int(r["message_id"]) for r in replies if r["content"].startswith("globex"))
 
+    # Globex is back: the next start posts them at once (the stop's drain tried each chat once and
+    # left no backoff behind), in order, once each.
+    globex.mm.clear_rest_faults()
+    bot.start()
+    try:
+        wait_for(lambda: len(answer_texts(globex, globex.jane_dm["id"])) == 3, 8, "globex's answers after the restart")
+        assert answer_texts(globex, globex.jane_dm["id"]) == ["globex answer 0", "globex answer 1", "globex answer 2"]
+        assert answer_texts(acme, acme.jane_dm["id"]) == ["acme answer 0", "acme answer 1", "acme answer 2"]
+    finally:
+        assert bot.stop() == 0
+
 
 def pending_answers(bot: BotProcess) -> list[int]:
     """Deskie message ids of the answers the bot's store still has to post."""
