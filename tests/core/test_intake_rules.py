@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from deskie_mm_bot.mattermost.events import mentions_username, post_from_dict, post_from_event
+from deskie_mm_bot.mattermost.events import post_from_dict, post_from_event
 from deskie_mm_bot.model import ChatPost
 from deskie_mm_bot.relay.intake import Intake, IntakeRules
 from deskie_mm_bot.store import Store
@@ -426,28 +426,6 @@ def test_posted_event_decoded_from_reference_shape(store: Store) -> None:
 def test_mentions_list_without_the_bot_is_not_a_mention() -> None:
     ev = event(raw_post("p1", SUPPORT, message="@jane look"), mentions=[JANE])
     assert decode(ev).mentions_bot is False
-
-
-def test_event_without_post_decodes_to_none() -> None:
-    assert post_from_event({"event": "typing", "data": {"parent_id": ""}}, bot_id=BOT_ID, bot_username=BOT_NAME) is None
-
-
-@pytest.mark.parametrize(
-    "text, expected",
-    [
-        ("@helpbot hi", True),
-        ("hi @helpbot", True),
-        ("hi @helpbot.", True),
-        ("(@helpbot)", True),
-        ("@HELPBOT", True),
-        ("@helpbotx", False),
-        ("@helpbot-two", False),
-        ("me@helpbot", False),
-        ("helpbot", False),
-    ],
-)
-def test_mentions_username_boundaries(text: str, expected: bool) -> None:
-    assert mentions_username(text, BOT_NAME) is expected
 
 
 # ---- group messages, edit-history copies ----------------------------------------------------------------
