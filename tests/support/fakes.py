@@ -5,6 +5,7 @@ the core sees it. Each is typed to pass where the core's protocol is expected, w
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -76,6 +77,7 @@ class FakeHelpdesk:
         self.customers: dict[int, str] = {}  # Deskie user id -> user_custom_id (cases agents started)
         self.groups: dict[int, str | None] = {}  # case id -> the group it was opened in (None: the default)
         self.customer_of_case: dict[int, str] = {}  # case id -> the user_custom_id it was opened for
+        self.files_of: dict[int, list[str]] = {}  # case id -> names of the files its first message carried
 
     async def case_ref(self, case_id: int) -> CaseRef:
         if case_id in self.refused or case_id in self.gone:
@@ -93,6 +95,7 @@ class FakeHelpdesk:
         self.cases.append(CaseSummary(case_id, CaseStatus.OPEN, user_id=case_id, subject=subject))
         self.groups[case_id] = group
         self.customer_of_case[case_id] = user_custom_id
+        self.files_of[case_id] = [name for name, _, _ in files or []]
         self.written.append((case_id, content))
         self.messages_of[case_id] = [CaseMessage(1000 + len(self.written), note=False, from_staff=False, content=content)]
         return CaseRef(case_id, str(case_id), case_id)
@@ -164,7 +167,8 @@ class FakeChat:
 
     Like Mattermost, a post made again with the same `pending_post_id` is the same post (a retried
     request does not post twice). Switches: `down` makes every call fail as a server that cannot be
-    reached does (transient: the core retries); `refused_channels` refuse posts for good (the bot left);
+    reached does (transient: the core retries); `gate`, while not set, holds every call as a server
+    that hangs does; `refused_channels` refuse posts for good (the bot left);
     `unbringable` names files that can never come (name -> why); `refuse_reactions` refuses them for good.
     """
 
@@ -175,14 +179,17 @@ class FakeChat:
         self.files: dict[str, tuple[str, str]] = {}  # Mattermost file id -> (channel id, file name)
         self.reactions: list[tuple[str, str]] = []  # (post id, emoji name), in the order made
         self.down = False
+        self.gate: asyncio.Event | None = None
         self.refused_channels: set[str] = set()
         self.unbringable: dict[str, str] = {}
         self.refuse_reactions = False
         self.calls = 0  # calls that failed because the chat was down count too
         self._by_pending: dict[str, dict[str, Any]] = {}
 
-    def _call(self) -> None:
+    async def _call(self) -> None:
         self.calls += 1
+        if self.gate is not None:
+            await self.gate.wait()
         if self.down:
             raise errors.Unavailable("Mattermost unreachable (FakeChat.down)")
 
@@ -205,7 +212,7 @@ class FakeChat:
         self, channel_id: str, message: str, *, root_id: str, props: dict[str, Any], pending_post_id: str,
         file_ids: list[str] | None = None,
     ) -> dict[str, Any]:
-        self._call()
+        await self._call()
         if channel_id in self.refused_channels:
             raise errors.PostRefused(f"HTTP 403 (the bot is not in channel {channel_id})")
         if pending_post_id in self._by_pending:
@@ -219,12 +226,12 @@ class FakeChat:
         return dict(post)
 
     async def recent_bot_posts(self, channel_id: str, since_ms: int) -> list[dict[str, Any]]:
-        self._call()
+        await self._call()
         return [dict(p) for p in self.posts.get(channel_id, [])
                 if p["user_id"] == self.bot_id and int(p["create_at"]) >= since_ms]
 
     async def bring_file(self, channel_id: str, attachment: dict[str, Any]) -> str:
-        self._call()
+        await self._call()
         name = file_name(attachment)
         if name in self.unbringable:
             raise errors.FileNotBrought(self.unbringable[name])
@@ -233,7 +240,7 @@ class FakeChat:
         return file_id
 
     async def react(self, post_id: str, emoji_name: str) -> None:
-        self._call()
+        await self._call()
         if self.refuse_reactions:
             raise errors.ReactionRefused("HTTP 403")
         if (post_id, emoji_name) not in self.reactions:  # Mattermost saves a reaction as an upsert
