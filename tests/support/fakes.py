@@ -35,15 +35,25 @@ class FakeClock:
 
     Code waiting on a RateBudget sleeps on the budget's condition with a real timeout; given the budget,
     `advance` wakes those waiters so they re-read the clock at once instead of after their timeout.
-    (The in-process bot needs time that also passes by itself: that clock is tests.support.inproc's.)
+    `FakeClock.passing()` is time that also passes by itself, from now: the in-process bot waits on
+    real timers, and only jumps (an idle chat's ten minutes) are the test's.
     """
 
     def __init__(self, now: float = 1000.0, budget: RateBudget | None = None) -> None:
         self.now = now
         self.budget = budget
+        self._passing_since: float | None = None  # monotonic start, when time passes by itself
+
+    @classmethod
+    def passing(cls) -> FakeClock:
+        clock = cls(time.time())
+        clock._passing_since = time.monotonic()
+        return clock
 
     def __call__(self) -> float:
-        return self.now
+        if self._passing_since is None:
+            return self.now
+        return self.now + (time.monotonic() - self._passing_since)
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
