@@ -78,9 +78,7 @@ def test_a_refused_reaction_is_given_up_without_holding_back_the_answer(store: S
     chat = FakeChat("acme-bot", clock)
     chat.refuse_reactions = True
     conv = _chat(store)
-    store.enqueue_post(post_id="p1", conv_key=conv.conv_key, channel_id="dm-a", reply_root_id="",
-                       user_custom_id="acme:u:jane", user_full_name="Jane", author="Jane", show_author=False,
-                       text="hello", file_ids=[], posted_at=clock.now)
+    store.note_first_post(conv.id, "dm-a", "p1")  # the customer's post the chat's reactions go on
     store.add_reply(message_id=503, case_id=7, conversation_id=conv.id, body="hi", attachments=[], source="webhook")
     reactions = StatusReactions(store, {"acme": chat}, enabled=True, clock=clock)
     asyncio.run(OutboundRelay(store, {"acme": chat}, clock=clock, after_drain=reactions.settle).drain())
