@@ -1,7 +1,7 @@
 """The core's view of the helpdesk: model types in, model types out, nothing of Deskie's protocol.
 
 `deskie/helpdesk.py` implements it (and owns the thread pool, the search syntax, the time formats,
-the one-second edge rule and the budget's units); tests pass `tests/fakes.FakeHelpdesk`.
+the one-second edge rule and the budget's units); tests pass `tests/support/fakes.FakeHelpdesk`.
 """
 
 from __future__ import annotations

@@ -15,8 +15,9 @@ import pytest
 import yaml
 
 from deskie_mm_bot.sandbox_runner import World
+from tests.support.fakes import FakeClock
 from tests.support.harness import bot_posts, cases_of, customer_texts, wait_for
-from tests.support.inproc import FakeClock, InProcessBot
+from tests.support.inproc import InProcessBot
 
 
 # ---- helpers ------------------------------------------------------------------------------------------

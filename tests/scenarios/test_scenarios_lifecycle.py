@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from deskie_mm_bot.sandbox_runner import World
+from tests.support.fakes import FakeClock
 from tests.support.harness import bot_posts, cases_of, customer_texts, first_case, wait_for
-from tests.support.inproc import FakeClock, InProcessBot
+from tests.support.inproc import InProcessBot
 
 
 def test_idle_chat_ends_open_when_customer_spoke_last(

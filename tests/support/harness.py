@@ -76,6 +76,17 @@ class BotProcess:
         except requests.RequestException:
             return False
 
+    def health(self) -> dict[str, Any]:
+        """/healthz's report (its body is JSON whether or not the bot is healthy)."""
+        body: dict[str, Any] = requests.get(self.health_url, timeout=5).json()
+        return body
+
+    def metrics(self) -> dict[str, float]:
+        """/metrics as sample name (with its labels) -> value: the counters a test reads instead of the log."""
+        text = requests.get(self.health_url.replace("/healthz", "/metrics"), timeout=5).text
+        samples = (line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+        return {name: float(value) for name, value in samples}
+
     def wait_healthy(self, timeout: float = 20.0) -> None:
         def ok() -> bool:
             if self.proc is not None and self.proc.poll() is not None:

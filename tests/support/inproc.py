@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,22 +17,10 @@ import pytest
 from deskie_mm_bot.app import BotApp
 from deskie_mm_bot.config import load_config
 from deskie_mm_bot.sandbox_runner import World
+from tests.support.fakes import FakeClock
 from tests.support.harness import wait_for
 
 T = TypeVar("T")
-
-
-class FakeClock:
-    """Real time plus an offset the test moves forward."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
 
 
 class InProcessBot:
@@ -89,7 +76,7 @@ class InProcessBot:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock.passing()
 
 
 @pytest.fixture

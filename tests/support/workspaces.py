@@ -21,7 +21,8 @@ import yaml
 from deskie_mm_bot.sandbox.deskie import DeskieEmulator
 from deskie_mm_bot.sandbox.mattermost import MattermostEmulator
 from deskie_mm_bot.sandbox_runner import CHANNEL_CODE, World, seed_world
-from tests.support.inproc import FakeClock, InProcessBot
+from tests.support.fakes import FakeClock
+from tests.support.inproc import InProcessBot
 
 
 def seed_workspace(mm: MattermostEmulator, like: World, team_name: str) -> World:

@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import cast
 
 import pytest
 
-from deskie_mm_bot.deskie.client import DeskieClient
-from deskie_mm_bot.deskie.helpdesk import DeskieHelpdesk
-from deskie_mm_bot.deskie.ratebudget import RateBudget
 from deskie_mm_bot.model import Budget
 from deskie_mm_bot.relay.inbound import InboundRelay
 from deskie_mm_bot.store import Store
-from tests.support.fakes import FakeHelpdesk
+from tests.support.fakes import FakeClock, FakeHelpdesk
 
 pytestmark = pytest.mark.timeout(10)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _post(store: Store, post_id: str, at: float) -> None:
@@ -34,7 +21,7 @@ def _post(store: Store, post_id: str, at: float) -> None:
 
 
 def test_no_write_goes_while_the_budget_says_wait_and_the_room_is_held_for_customers(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = FakeClock(1_000_000.0)
     store = Store(tmp_path / "s.sqlite3", clock=clock)
     helpdesk = FakeHelpdesk()
     helpdesk.budget = Budget(ok_now=False, scarce=False, wait_s=0.4)
@@ -48,7 +35,7 @@ def test_no_write_goes_while_the_budget_says_wait_and_the_room_is_held_for_custo
 
 
 def test_a_burst_gathers_while_the_budget_is_scarce(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = FakeClock(1_000_000.0)
     store = Store(tmp_path / "s.sqlite3", clock=clock)
     helpdesk = FakeHelpdesk()
     helpdesk.budget = Budget(ok_now=True, scarce=True, wait_s=0.0)
@@ -60,18 +47,3 @@ def test_a_burst_gathers_while_the_budget_is_scarce(tmp_path: Path) -> None:
     assert len(helpdesk.holds) == 1 and helpdesk.holds[0] > 1.0
     assert store.count_outbox("pending") == 2 and helpdesk.written == []
     store.close()
-
-
-def test_the_deskie_budget_answers_in_writes_not_units() -> None:
-    budget = RateBudget(1000)
-
-    class Client:
-        def __init__(self) -> None:
-            self.budget = budget
-
-    helpdesk = DeskieHelpdesk(cast(DeskieClient, Client()), "cch1", ThreadPoolExecutor(1))
-    fresh = helpdesk.write_budget()
-    assert fresh.ok_now and fresh.wait_s == 0.0
-    budget.acquire(int(budget.available()) - 1)  # one unit left: not enough for a write, which costs two
-    state = helpdesk.write_budget()
-    assert not state.ok_now and state.scarce

@@ -5,36 +5,19 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from deskie_mm_bot.model import ConvKey
 from deskie_mm_bot.relay.outbound import PROP_MESSAGE, PROP_PART, OutboundRelay
 from deskie_mm_bot.store import Store
+from tests.support.fakes import FakeChat
 
 pytestmark = pytest.mark.timeout(10)
 
 CASE = 77
 MID = 501
 BODY = ("first paragraph " * 700).strip() + "\n\n" + ("second paragraph " * 500).strip()  # two posts
-
-
-class Poster:
-    bot_id = "bot"
-
-    def __init__(self, already: list[dict[str, Any]]) -> None:
-        self.already = already
-        self.created: list[dict[str, Any]] = []
-
-    async def create_post(self, channel_id: str, message: str, *, root_id: str, props: dict[str, Any],
-                          pending_post_id: str, file_ids: list[str] | None = None) -> dict[str, Any]:
-        post = {"id": f"new{len(self.created)}", "channel_id": channel_id, "root_id": root_id, "props": props}
-        self.created.append(post)
-        return post
-
-    async def recent_bot_posts(self, channel_id: str, since_ms: int) -> list[dict[str, Any]]:
-        return list(self.already)
 
 
 def _setup(tmp_path: Path) -> tuple[Store, int, int]:
@@ -51,28 +34,32 @@ def _setup(tmp_path: Path) -> tuple[Store, int, int]:
     return store, conv.id, reply.id
 
 
-FIRST = {"id": "root1", "channel_id": "dm1", "root_id": "", "props": {PROP_MESSAGE: str(MID), PROP_PART: 0}}
+def _chat_with_first_post() -> FakeChat:
+    chat = FakeChat()
+    chat.already_posted("dm1", "root1", props={PROP_MESSAGE: str(MID), PROP_PART: 0})
+    return chat
 
 
-def _check(store: Store, conv_id: int, poster: Poster) -> None:
+def _check(store: Store, conv_id: int, chat: FakeChat) -> None:
     conv = store.conversation(conv_id)
     assert conv is not None
     assert (conv.conv_key, conv.reply_root_id) == ("th:root1", "root1")
-    assert [p["root_id"] for p in poster.created] == ["root1"]  # the second part went into the thread
+    # The first part was not posted again; the second went into the thread.
+    assert [(p["id"] == "root1", p["root_id"]) for p in chat.posts["dm1"]] == [(True, ""), (False, "root1")]
 
 
 def test_first_post_made_but_not_recorded_before_a_crash_still_becomes_the_thread(tmp_path: Path) -> None:
     store, conv_id, _ = _setup(tmp_path)
-    poster = Poster([FIRST])
-    asyncio.run(OutboundRelay(store, poster).drain())
-    _check(store, conv_id, poster)
+    chat = _chat_with_first_post()
+    asyncio.run(OutboundRelay(store, chat).drain())
+    _check(store, conv_id, chat)
     store.close()
 
 
 def test_first_post_recorded_but_chat_not_rekeyed_before_a_crash_still_becomes_the_thread(tmp_path: Path) -> None:
     store, conv_id, reply_id = _setup(tmp_path)
     store.record_reply_part(reply_id, "root1")
-    poster = Poster([FIRST])
-    asyncio.run(OutboundRelay(store, poster).drain())
-    _check(store, conv_id, poster)
+    chat = _chat_with_first_post()
+    asyncio.run(OutboundRelay(store, chat).drain())
+    _check(store, conv_id, chat)
     store.close()

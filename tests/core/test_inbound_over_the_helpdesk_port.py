@@ -53,12 +53,3 @@ def test_an_interrupted_create_found_in_the_helpdesk_is_not_sent_again(tmp_path:
     assert conv is not None and conv.case_id == 100
     assert len(helpdesk.written) == 1 and store.count_outbox("sent") == 1
     store.close()
-
-
-def test_workspaces_take_turns_so_a_backlog_in_one_does_not_hold_back_another() -> None:
-    from deskie_mm_bot.relay.inbound import take_turns
-
-    waiting = ["acme:ch:1", "acme:ch:2", "acme:ch:3", "globex:ch:9", "out:5"]
-    assert take_turns(waiting) == ["acme:ch:1", "globex:ch:9", "out:5", "acme:ch:2", "acme:ch:3"]
-    # One workspace: oldest first, as before.
-    assert take_turns(["ch:3", "ch:1", "th:2"]) == ["ch:3", "ch:1", "th:2"]

@@ -154,7 +154,8 @@ def test_follow_up_reads_the_case_user_when_the_create_answer_lacked_it(tmp_path
 
     asyncio.run(go())
     assert deskie.sent == [(77, 555, "again")]
-    assert store.conversation(conv.id).deskie_user_id == 555
+    after = store.conversation(conv.id)
+    assert after is not None and after.deskie_user_id == 555
 
 
 def test_an_attachment_mattermost_cannot_serve_right_now_is_retried_not_dropped(tmp_path: Path) -> None:

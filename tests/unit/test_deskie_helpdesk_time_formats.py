@@ -1,4 +1,5 @@
-"""Reconciliation against an account that takes `from_updated_time` in another format than the first tried."""
+"""The Deskie helpdesk's listing of changed cases on an account that takes `from_updated_time` in another
+format than the first tried, and its reading of a case's answers."""
 
 from __future__ import annotations
 
@@ -12,10 +13,8 @@ import pytest
 from deskie_mm_bot import errors
 from deskie_mm_bot.deskie.client import DeskieClient, DeskieRejected, Page
 from deskie_mm_bot.deskie.helpdesk import FORMAT_CURSOR, DeskieHelpdesk, filter_value
-from deskie_mm_bot.model import AgentAnswer, CaseStatus, CaseSummary
-from deskie_mm_bot.relay.reconcile import CURSOR, Reconciler
+from deskie_mm_bot.model import CaseStatus
 from deskie_mm_bot.store import Store
-from tests.support.fakes import FakeHelpdesk
 
 
 class UnixOnlyDeskie:
@@ -76,11 +75,11 @@ def test_the_first_accepted_format_is_found_and_remembered(tmp_path: Path) -> No
 
 def test_an_account_refusing_every_format_still_gets_polled_for_the_latest_changes(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.sqlite3")
-    store.set_cursor(CURSOR, "2026-11-25T22:00:05+03:00")
     deskie = UnixOnlyDeskie(accept="none")
     with ThreadPoolExecutor(1) as pool:
-        asyncio.run(Reconciler(store, _helpdesk(store, deskie, pool)).poll())
+        changed = asyncio.run(_helpdesk(store, deskie, pool).changed_cases("2026-11-25T22:00:05+03:00"))
     assert deskie.queries[-1] == "latest" and len(deskie.queries) == 4
+    assert changed.cases == []
 
 
 def test_answers_are_the_agents_non_note_messages_oldest_first_and_a_missing_case_is_gone(tmp_path: Path) -> None:
@@ -91,28 +90,3 @@ def test_answers_are_the_agents_non_note_messages_oldest_first_and_a_missing_cas
         assert [(a.message_id, a.text, a.staff_id) for a in answers] == [(50, "first", 7), (51, "later", 7)]
         with pytest.raises(errors.Gone):
             asyncio.run(helpdesk.answers(404))
-
-
-def test_a_case_deskie_will_not_show_does_not_stop_the_poll_for_the_others(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.sqlite3")
-    store.set_cursor(CURSOR, "2026-11-25T22:00:05+03:00")
-    convs = {}
-    for case_id in (1, 2):
-        convs[case_id] = store.create_conversation(
-            conv_key=f"ch:{case_id}", channel_id=f"c{case_id}", reply_root_id="", user_custom_id=f"u:{case_id}",
-            user_full_name="x", case_id=case_id, case_number=str(case_id), deskie_user_id=case_id,
-            last_message_id=0, case_updated_at=None,
-        )
-    helpdesk = FakeHelpdesk()
-    helpdesk.listing = [
-        CaseSummary(1, CaseStatus.OPEN, "Wed, 25 Nov 2026 22:00:10 +0300"),
-        CaseSummary(2, CaseStatus.WAITING, "Wed, 25 Nov 2026 22:00:11 +0300", at_edge=True),
-    ]
-    helpdesk.gone = {1}
-    helpdesk.answers_of[2] = [AgentAnswer(message_id=50, case_id=2, text="answer", staff_id=7)]
-    queued = asyncio.run(Reconciler(store, helpdesk).poll())
-    assert helpdesk.cursors_asked == ["2026-11-25T22:00:05+03:00"]
-    assert queued == 1
-    assert store.known_message_ids([50]) == {50}
-    gone = store.conversation(convs[1].id)
-    assert gone is not None and gone.state == "closed"
