@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from deskie_mm_bot import errors
-from deskie_mm_bot.model import attachment_name as file_name
 from deskie_mm_bot.model import (
     AgentAnswer,
     Budget,
@@ -25,6 +24,7 @@ from deskie_mm_bot.model import (
     Priority,
     WrittenMessage,
 )
+from deskie_mm_bot.model import attachment_name as file_name
 
 if TYPE_CHECKING:
     from deskie_mm_bot.deskie.ratebudget import RateBudget

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from deskie_mm_bot.model import attachment_name as file_name
 from deskie_mm_bot.markup.formatting import MM_LIMIT
+from deskie_mm_bot.model import attachment_name as file_name
 from deskie_mm_bot.relay.outbound import plan_posts, with_agent_name
 
 
