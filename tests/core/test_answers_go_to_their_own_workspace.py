@@ -4,8 +4,7 @@ hangs does not hold back another's answers (the outbound relay over two FakeChat
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
@@ -16,18 +15,6 @@ from deskie_mm_bot.store import Store
 from tests.support.fakes import FakeChat, FakeClock
 
 pytestmark = pytest.mark.timeout(10)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(1_000_000.0)
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: FakeClock) -> Iterator[Store]:
-    s = Store(tmp_path / "s.sqlite3", clock=clock)
-    yield s
-    s.close()
 
 
 def _answer(store: Store, workspace: str, channel_id: str, case_id: int, text: str) -> int:

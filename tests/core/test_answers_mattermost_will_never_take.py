@@ -5,8 +5,6 @@ given up without holding back anything (the outbound relay over a FakeChat and a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -17,18 +15,6 @@ from deskie_mm_bot.store import Conversation, OutboxItem, Store
 from tests.support.fakes import FakeChat, FakeClock
 
 pytestmark = pytest.mark.timeout(10)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(1_000_000.0)
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: FakeClock) -> Iterator[Store]:
-    s = Store(tmp_path / "s.sqlite3", clock=clock)
-    yield s
-    s.close()
 
 
 def _chat(store: Store) -> Conversation:

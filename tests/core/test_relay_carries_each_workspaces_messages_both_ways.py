@@ -5,8 +5,6 @@ into that workspace's chat, with its status reaction there too."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -16,18 +14,6 @@ from deskie_mm_bot.store import Store
 from tests.support.fakes import FakeClock, FakeEdge, FakeHelpdesk
 
 pytestmark = pytest.mark.timeout(10)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(1_000_000.0)
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: FakeClock) -> Iterator[Store]:
-    s = Store(tmp_path / "s.sqlite3", clock=clock)
-    yield s
-    s.close()
 
 
 def _customer_post(store: Store, clock: FakeClock, workspace: str, channel_id: str, post_id: str, text: str,
