@@ -212,10 +212,13 @@ async def send_outgoing(settings: Settings, ws: WorkspaceSettings, to: str, subj
         await rest.login()
         channel, who, full_name = await _resolve_target(rest, ws, to)
         groups = await off_loop(None, deskie.list_groups)
-        wanted = ws.group_for_default(settings.deskie.default_group)
+        # As a chat started there would: a routed channel's group, else the workspace's default group.
+        route = ws.route_for(str(channel.get("name") or "")) if channel.get("type") in ("O", "P") else None
+        wanted = route if route is not None else ws.group_for_default(settings.deskie.default_group)
         group = find_group(groups, wanted)
         if group is None:
-            key = f"{ws.config_key}.default_group" if ws.default_group is not None else "deskie.default_group"
+            key = (f"{ws.config_key}.routes.{channel.get('name')}" if route is not None
+                   else f"{ws.config_key}.default_group" if ws.default_group is not None else "deskie.default_group")
             raise ConfigProblem(f"{key}: Deskie has no group '{wanted}'")
         first_line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "Message")
         case = await off_loop(None, lambda: deskie.create_case(

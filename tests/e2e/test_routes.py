@@ -51,3 +51,21 @@ def test_a_route_to_an_unknown_group_stops_the_start_and_check_names_the_key(
     r = cli("check", "--online", "-c", str(bot.config_path))
     assert r.returncode == 1 and "mattermost.routes.billing: no group 'Nope'" in r.stderr
     assert cases_of(world) == [] and CHANNEL_CODE
+
+
+def test_a_chat_an_agent_starts_with_send_in_a_routed_channel_goes_to_its_group(
+    world: World, make_bot: Callable[..., BotProcess]
+) -> None:
+    mm, dk = world.mm, world.dk
+    billing = mm.add_channel(world.team["id"], "billing", "Billing", "O")
+    mm.add_channel_member(billing["id"], world.bot["id"])
+    billing_group = dk.add_group("Billing")
+    bot = make_bot()  # not started: `send` works on its own
+    _route(bot.config_path, {"billing": "Billing"})
+    r = cli("send", "--to", "~billing", "Your invoice is corrected", "-c", str(bot.config_path))
+    assert r.returncode == 0, r.stderr
+    r = cli("send", "--to", "@jane", "Your laptop is ready", "-c", str(bot.config_path))
+    assert r.returncode == 0, r.stderr
+    groups = {dk.user(c["user_id"])["user_full_name"]: c["group_id"] for c in cases_of(world)}
+    assert groups["Billing (~billing)"] == billing_group["group_id"]
+    assert groups["Jane Doe (@jane)"] == world.group["group_id"]
