@@ -11,9 +11,8 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from .deskie.client import DeskieError
+from . import errors
 from .deskie.webhook import WebhookError, parse_webhook
-from .mattermost.rest import MattermostUnavailable
 from .metrics import Metrics
 from .relay.answers import Answers, WebhookRefused
 
@@ -66,7 +65,7 @@ def build_app(
             return _json({"error": str(e)}, e.status)
         except Exception as e:  # a service or the store failing now: Deskie may send it again later
             metrics.webhooks.labels("failed").inc()
-            if isinstance(e, (MattermostUnavailable, DeskieError)):
+            if isinstance(e, errors.BotError):  # an outage or a refusal the error tree names
                 log.warning("webhook for case %s not taken now: %s", event.case_id, e)
             else:  # not an outage: a defect, worth its traceback
                 log.exception("webhook for case %s not taken", event.case_id)

@@ -286,6 +286,8 @@ class Workspace:
     async def place_of(self, who: Customer) -> tuple[str, str] | None:
         """(channel id, full name) of the chat with this customer: the DM with the person, or the channel
         while the bot is in it. None when this workspace has no such place."""
+        if not self.rest.me.get("id"):
+            raise errors.Unavailable(f"workspace {self.label} is not connected yet")
         try:
             if who.kind is CustomerKind.PERSON:
                 user = await self.rest.get_user(who.id)

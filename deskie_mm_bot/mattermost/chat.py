@@ -46,10 +46,17 @@ class MattermostChat:
     def bot_id(self) -> str:
         return str(self.rest.me.get("id", ""))
 
+    def _logged_in(self) -> None:
+        """Posting needs the bot's own id (a post in flight at a crash is found by it): a workspace not
+        logged in yet (several workspaces, one still connecting) is one to try later."""
+        if not self.rest.me.get("id"):
+            raise errors.Unavailable("this workspace is not connected yet")
+
     async def create_post(
         self, channel_id: str, message: str, *, root_id: str, props: dict[str, Any], pending_post_id: str,
         file_ids: list[str] | None = None,
     ) -> dict[str, Any]:
+        self._logged_in()
         try:
             return await self.rest.create_post(
                 channel_id, message, root_id=root_id, props=props, pending_post_id=pending_post_id,
@@ -115,6 +122,7 @@ class MattermostChat:
             raise errors.ReactionRefused(f"HTTP {e.status} {e.error_id}") from None
 
     async def recent_bot_posts(self, channel_id: str, since_ms: int) -> list[dict[str, Any]]:
+        self._logged_in()
         posts = await self.rest.posts_since(channel_id, max(0, since_ms))
         # Edit-history copies carry the old props too: only the posts themselves count.
         return [p for p in posts if p.get("user_id") == self.bot_id and not p.get("original_id")]
