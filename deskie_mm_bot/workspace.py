@@ -176,6 +176,7 @@ class Workspace:
                     await self.rest.login()  # is the token taken again? (raises when not)
                 # Logged in: whatever stopped this workspace is over.
                 self.problem, self.rejected = None, False
+                backoff.reset()
                 await self.run()
                 return
             except errors.Stopping:
