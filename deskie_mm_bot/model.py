@@ -60,6 +60,15 @@ class Speaker(_Text):
     AGENT = "agent"
 
 
+class ReactionState(_Text):
+    """A status reaction's life: not asked for, wanted, made, or given up."""
+
+    NO = "no"
+    WANTED = "wanted"
+    DONE = "done"
+    FAILED = "failed"
+
+
 class ItemKind(_Text):
     MESSAGE = "message"
     NOTE = "note"  # an edit or deletion, told to the agent as an internal note
@@ -354,3 +363,89 @@ def attachment_name(attachment: dict[str, Any]) -> str:
         return given
     path = urlsplit(str(attachment.get("url") or "")).path
     return unquote(posixpath.basename(path.rstrip("/"))) or "file"
+
+
+# ---- the store's rows (one table each; store/ reads and writes them) -------------------------------
+@dataclass(frozen=True)
+class Conversation:
+    id: int
+    conv_key: str
+    channel_id: str
+    reply_root_id: str
+    user_custom_id: str
+    user_full_name: str
+    case_id: int | None
+    case_number: str | None
+    deskie_user_id: int | None
+    state: ConvState
+    last_activity_at: float
+    last_speaker: Speaker
+    last_message_id: int
+    case_updated_at: str | None
+    created_at: float
+    own_updated_at: str | None = None
+    verify_after: float | None = None
+    workspace: str = ""  # '' in the single `mattermost:` form
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    post_id: str
+    conv_key: str
+    channel_id: str
+    reply_root_id: str
+    user_custom_id: str
+    user_full_name: str
+    author: str
+    show_author: bool
+    kind: ItemKind
+    text: str
+    file_ids: list[str]
+    posted_at: float
+    state: OutboxState
+    batch_id: int | None
+
+
+@dataclass(frozen=True)
+class Batch:
+    id: int
+    conv_key: str
+    conversation_id: int | None
+    op: BatchOp
+    content: str
+    since_message_id: int
+    state: str
+    started_at: float
+
+
+@dataclass(frozen=True)
+class Reply:
+    id: int
+    message_id: int | None
+    case_id: int
+    conversation_id: int | None
+    content_hash: str
+    body: str
+    attachments: list[dict[str, Any]]
+    source: str
+    state: ReplyState
+    parts_posted: int
+    post_ids: list[str]
+    attempts: int
+    next_attempt_at: float
+    received_at: float
+    staff_id: int | None = None
+    agent_name: str | None = None  # None: not chosen yet; "": posted without a name
+
+
+@dataclass(frozen=True)
+class ChatReaction:
+    conversation_id: int
+    channel_id: str
+    post_id: str
+    eyes: str
+    closed_mark: str
+    attempts: int
+    next_attempt_at: float
+    workspace: str = ""  # the chat's (the post is in that workspace)

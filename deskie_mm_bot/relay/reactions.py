@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from .. import errors
+from ..model import ReactionState
 from ..retry import backoff_delay
 from ..store import Store
 
@@ -49,10 +50,10 @@ class StatusReactions:
         for row in self.store.due_reactions(self.clock()):
             reactor = self.reactors.get(row.workspace)
             for which in ("eyes", "closed_mark"):
-                if getattr(row, which) != "wanted":
+                if getattr(row, which) != ReactionState.WANTED:
                     continue
                 if not self.enabled:
-                    self.store.finish_reaction(row.conversation_id, which, "failed")
+                    self.store.finish_reaction(row.conversation_id, which, ReactionState.FAILED)
                     continue
                 try:
                     if reactor is None:
@@ -60,16 +61,16 @@ class StatusReactions:
                     await reactor.react(row.post_id, EMOJI[which])
                 except ReactionRefused as e:
                     log.warning("no :%s: on post %s: %s", EMOJI[which], row.post_id, e)
-                    self.store.finish_reaction(row.conversation_id, which, "failed")
+                    self.store.finish_reaction(row.conversation_id, which, ReactionState.FAILED)
                 except Exception as e:  # transient; the message it belongs to is long recorded
                     if row.attempts + 1 >= MAX_ATTEMPTS:
                         log.warning("giving up :%s: on post %s: %s", EMOJI[which], row.post_id, e)
-                        self.store.finish_reaction(row.conversation_id, which, "failed")
+                        self.store.finish_reaction(row.conversation_id, which, ReactionState.FAILED)
                     else:
                         self.store.retry_reaction_later(
                             row.conversation_id, backoff_delay(row.attempts, base=2.0, cap=120.0)
                         )
                     break
                 else:
-                    self.store.finish_reaction(row.conversation_id, which, "done")
+                    self.store.finish_reaction(row.conversation_id, which, ReactionState.DONE)
                     self.made += 1

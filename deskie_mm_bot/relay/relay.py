@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from .. import errors
-from ..model import Customer
+from ..model import Customer, OutboxState, ReplyState
 from ..store import Store
 from .answers import Answers
 from .inbound import InboundRelay
@@ -30,8 +30,8 @@ from .reconcile import Reconciler
 
 def queued(store: Store) -> tuple[int, int]:
     """Messages waiting (to Deskie, to Mattermost)."""
-    return (store.count_outbox("pending") + store.count_outbox("inflight"),
-            store.count_replies("pending") + store.count_replies("posting"))
+    return (store.count_outbox(OutboxState.PENDING) + store.count_outbox(OutboxState.INFLIGHT),
+            store.count_replies(ReplyState.PENDING) + store.count_replies(ReplyState.POSTING))
 
 
 class Chat(Poster, Reactor, Protocol):

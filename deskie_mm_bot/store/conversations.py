@@ -3,36 +3,15 @@
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
 
-from ..model import Customer
+from ..model import Conversation, ConvState, Customer, Speaker
 from .db import Db
 
 
-@dataclass(frozen=True)
-class Conversation:
-    id: int
-    conv_key: str
-    channel_id: str
-    reply_root_id: str
-    user_custom_id: str
-    user_full_name: str
-    case_id: int | None
-    case_number: str | None
-    deskie_user_id: int | None
-    state: str
-    last_activity_at: float
-    last_speaker: str
-    last_message_id: int
-    case_updated_at: str | None
-    created_at: float
-    own_updated_at: str | None = None
-    verify_after: float | None = None
-    workspace: str = ""  # '' in the single `mattermost:` form
-
-
 def _conversation(row: sqlite3.Row) -> Conversation:
-    return Conversation(**{k: row[k] for k in row.keys()})
+    d = {k: row[k] for k in row.keys()}
+    d["state"], d["last_speaker"] = ConvState(d["state"]), Speaker(d["last_speaker"])
+    return Conversation(**d)
 
 
 class Conversations(Db):

@@ -5,47 +5,23 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
 
+from ..model import Batch, BatchOp, ItemKind, OutboxItem, OutboxState
 from .db import Db
-
-
-@dataclass(frozen=True)
-class OutboxItem:
-    id: int
-    post_id: str
-    conv_key: str
-    channel_id: str
-    reply_root_id: str
-    user_custom_id: str
-    user_full_name: str
-    author: str
-    show_author: bool
-    kind: str
-    text: str
-    file_ids: list[str]
-    posted_at: float
-    state: str
-    batch_id: int | None
-
-
-@dataclass(frozen=True)
-class Batch:
-    id: int
-    conv_key: str
-    conversation_id: int | None
-    op: str
-    content: str
-    since_message_id: int
-    state: str
-    started_at: float
 
 
 def _outbox(row: sqlite3.Row) -> OutboxItem:
     d = {k: row[k] for k in row.keys() if k != "created_at"}
     d["file_ids"] = json.loads(d["file_ids"])
     d["show_author"] = bool(d["show_author"])
+    d["kind"], d["state"] = ItemKind(d["kind"]), OutboxState(d["state"])
     return OutboxItem(**d)
+
+
+def _batch(row: sqlite3.Row) -> Batch:
+    d = {k: row[k] for k in row.keys()}
+    d["op"] = BatchOp(d["op"])
+    return Batch(**d)
 
 
 class Outbox(Db):
@@ -133,7 +109,7 @@ class Outbox(Db):
                 "UPDATE outbox SET state = 'inflight', batch_id = ? WHERE id = ? AND state = 'pending'",
                 [(batch_id, i) for i in item_ids],
             )
-        return Batch(batch_id, conv_key, conversation_id, op, content, since_message_id, "inflight", now)
+        return Batch(batch_id, conv_key, conversation_id, BatchOp(op), content, since_message_id, "inflight", now)
 
     def creating_case_for(self, user_custom_id: str) -> bool:
         """Is a case for this Deskie user being created right now (a create sent, no answer yet)?"""
@@ -148,7 +124,7 @@ class Outbox(Db):
         row = self._one(
             "SELECT * FROM batches WHERE conv_key = ? AND state = 'inflight' ORDER BY id LIMIT 1", (conv_key,)
         )
-        return None if row is None else Batch(**{k: row[k] for k in row.keys()})
+        return None if row is None else _batch(row)
 
     def batch_items(self, batch_id: int) -> list[OutboxItem]:
         rows = self._all("SELECT * FROM outbox WHERE batch_id = ? ORDER BY id", (batch_id,))

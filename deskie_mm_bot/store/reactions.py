@@ -2,21 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from ..model import ChatReaction
 from .db import Db
-
-
-@dataclass(frozen=True)
-class ChatReaction:
-    conversation_id: int
-    channel_id: str
-    post_id: str
-    eyes: str
-    closed_mark: str
-    attempts: int
-    next_attempt_at: float
-    workspace: str = ""  # the chat's (the post is in that workspace)
 
 
 class Reactions(Db):

@@ -7,31 +7,10 @@ import hashlib
 import json
 import re
 import sqlite3
-from dataclasses import dataclass
 from typing import Any
 
+from ..model import Reply, ReplyState
 from .db import Db
-
-
-@dataclass(frozen=True)
-class Reply:
-    id: int
-    message_id: int | None
-    case_id: int
-    conversation_id: int | None
-    content_hash: str
-    body: str
-    attachments: list[dict[str, Any]]
-    source: str
-    state: str
-    parts_posted: int
-    post_ids: list[str]
-    attempts: int
-    next_attempt_at: float
-    received_at: float
-    staff_id: int | None = None
-    agent_name: str | None = None  # None: not chosen yet; "": posted without a name
-
 
 _TAG = re.compile(r"<[^>]*>")
 
@@ -53,6 +32,7 @@ def _reply(row: sqlite3.Row) -> Reply:
     d = {k: row[k] for k in row.keys() if k not in ("last_error", "posted_at")}
     d["attachments"] = json.loads(d["attachments"])
     d["post_ids"] = json.loads(d["post_ids"])
+    d["state"] = ReplyState(d["state"])
     return Reply(**d)
 
 
