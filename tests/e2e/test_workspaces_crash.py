@@ -278,3 +278,18 @@ def pending_answers(bot: BotProcess) -> list[int]:
     finally:
         db.close()
     return sorted(int(r[0]) for r in rows)
+
+
+@pytest.mark.parametrize("entry, key", [
+    ({"default_group": "Nope"}, "workspaces[globex].default_group"),
+    ({"routes": {"billing": "Nope"}}, "workspaces[globex].routes.billing"),
+])
+def test_a_workspace_naming_a_group_deskie_lacks_stops_the_start_naming_its_key(
+    two_workspaces: TwoWorkspaces, tmp_path: Path, entry: dict[str, Any], key: str
+) -> None:
+    path = two_workspaces.write_config(tmp_path / "bot", globex=entry)
+    bot = BotProcess(path, two_workspaces.acme)
+    bot.start(wait=False)
+    assert bot.wait_exit(30) == 2
+    assert f"config error: {key}: Deskie has no group 'Nope'" in bot.log()
+    assert two_workspaces.cases() == []
