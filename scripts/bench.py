@@ -8,6 +8,9 @@ measured) against both emulators on loopback, and prints a table of figures with
   changed cases, with nothing changed, and right after 40 chats were opened at once;
 - burst_20rpm, burst_20rpm_30chats: 30 messages to one chat, then one message to each of 30 chats, on
   a 20-requests-a-minute plan: 429s, writes, seconds, and the budget used while work was waiting;
+- workspaces_20rpm: 2 (and 3) Mattermost workspaces sharing the plan: one bursts 20 chats x 3 messages,
+  then the others write one message in each of 3 chats; how long those wait (beside a first-come queue
+  behind the burst), the burst's completion, per-workspace latency, 429s and the budget used;
 - latency_ms: p50/p99 customer -> Deskie and agent -> Mattermost over many messages, beside a relay
   with no logic of its own on the same emulators in the same run (the bot's overhead);
 - restart_catchup: a restart with 200 / 2,000 / 10,000 known chats, 3 changed while the bot was down:
@@ -31,15 +34,17 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout's package first
 
 from benchkit import (  # noqa: E402
+    TOKEN,
     BotProcess,
     Chat,
+    Customer,
     DirectRelay,
     InProcessBot,
     add_customers,
@@ -47,8 +52,11 @@ from benchkit import (  # noqa: E402
     burst,
     proc_status_mib,
     seed_chats,
+    seed_workspace,
     until,
     verdict,
+    workspace_websockets,
+    write_workspaces_config,
 )
 from tqdm import tqdm  # noqa: E402
 
@@ -57,10 +65,19 @@ from deskie_mm_bot.sandbox.mattermost import MattermostEmulator  # noqa: E402
 from deskie_mm_bot.sandbox_runner import CHANNEL_CODE, World, seed_world  # noqa: E402
 
 FULL = {"reconcile": [10, 1000, 10000], "restart": [200, 2000, 10000], "latency": 1000, "ingest": 5000,
-        "burst_chats": 30, "window": 60.0}
+        "burst_chats": 30, "window": 60.0, "workspaces": [2, 3]}
 QUICK = {"reconcile": [10, 100], "restart": [20, 200], "latency": 30, "ingest": 300,
-         "burst_chats": 30, "window": 6.0}
+         "burst_chats": 30, "window": 6.0, "workspaces": [2]}  # 3 workspaces: 20 s more, nothing new to CI
 PLAN_RPM = 20
+WRITE_COST = 2  # units: Deskie charges writes double
+# Several workspaces: the first bursts (chats x messages), the others then write one message in each of
+# a few chats, LATE_AFTER seconds after the burst's first writes reached Deskie.
+WS_NAMES = ("acme", "globex", "initech")
+WS_BURST = (20, 3)
+WS_LATE_CHATS = 3
+LATE_AFTER = 0.5
+# What a late chat may wait beyond the next window's turn: the inbound loop looks again within 1 s.
+WS_SLACK_S = 2.0
 FAST_RPM = 100_000
 Progress = Callable[[str], None]
 
@@ -158,33 +175,162 @@ def bench_burst(chats: int, per_chat: int, window: float, tmp: Path, note: Progr
             burst(world, customers, per_chat, gap=0)
             until(lambda: all_delivered(world, customers), 900, "the burst delivered", interval=0.1)
             v = verdict(world, customers)
-            log = dk.request_log
-            writes = [e for e in log if e["method"] in ("POST", "PUT") and 200 <= e["status"] < 300]
-            t1 = max(e["t"] for e in writes)
-            used: Counter[int] = Counter()  # every unit the bot spent, by window
-            backlog: Counter[int] = Counter()  # units spent on the customers' messages
-            for e in log:
-                if t0 <= e["t"] <= t1 + 0.001 and e.get("cost"):
-                    k = int((e["t"] - window_start) // window)
-                    used[k] += int(e["cost"])
-                    if e in writes:
-                        backlog[k] += int(e["cost"])
-            first, last = int((t0 - window_start) // window), int((t1 - window_start) // window)
-            # A window that ended with work still waiting should have gone to it in full; in the
-            # window where the backlog cleared, the bot needed only what it used.
-            capacity = sum(PLAN_RPM if k < last else used[k] for k in range(first, last + 1))
-            spent = sum(backlog[k] for k in range(first, last + 1))
-            spent_all = sum(used[k] for k in range(first, last + 1))
+            use = budget_use(dk.request_log, window_start, window, t0)
             return {
-                "chats": chats, "messages": chats * per_chat, "count_429": dk.count_429, "writes": len(writes),
-                "seconds": round(t1 - t0, 2), "utilisation": round(spent / capacity, 3) if capacity else 1.0,
-                "utilisation_any_call": round(spent_all / capacity, 3) if capacity else 1.0,
-                "units_by_window": [f"{backlog[k]}/{used[k]}" for k in range(first, last + 1)],
-                "windows": last - first + 1, "window_s": window, "lost": len(v.lost), "doubled": len(v.doubled),
-                "out_of_order": len(v.out_of_order),
+                "chats": chats, "messages": chats * per_chat, "count_429": dk.count_429, "writes": use["writes"],
+                "seconds": round(use["t1"] - t0, 2), **{k: use[k] for k in BUDGET_FIGURES}, "window_s": window,
+                "lost": len(v.lost), "doubled": len(v.doubled), "out_of_order": len(v.out_of_order),
             }
         finally:
             bot.stop()
+
+
+BUDGET_FIGURES = ("utilisation", "utilisation_any_call", "units_by_window", "windows")
+
+
+def customer_writes(log: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in log if e["method"] in ("POST", "PUT") and 200 <= e["status"] < 300]
+
+
+def budget_use(log: list[dict[str, Any]], window_start: float, window: float, t0: float) -> dict[str, Any]:
+    """How much of the plan went to the customers' messages from t0 (the first post) to the last write,
+    window by window (the emulator's fixed windows, restarted at window_start)."""
+    writes = customer_writes(log)
+    t1 = max(e["t"] for e in writes)
+    used: Counter[int] = Counter()  # every unit the bot spent, by window
+    backlog: Counter[int] = Counter()  # units spent on the customers' messages
+    for e in log:
+        if t0 <= e["t"] <= t1 + 0.001 and e.get("cost"):
+            k = int((e["t"] - window_start) // window)
+            used[k] += int(e["cost"])
+            if e in writes:
+                backlog[k] += int(e["cost"])
+    first, last = int((t0 - window_start) // window), int((t1 - window_start) // window)
+    # A window that ended with work still waiting should have gone to it in full; in the
+    # window where the backlog cleared, the bot needed only what it used.
+    capacity = sum(PLAN_RPM if k < last else used[k] for k in range(first, last + 1))
+    spent = sum(backlog[k] for k in range(first, last + 1))
+    spent_all = sum(used[k] for k in range(first, last + 1))
+    return {
+        "writes": len(writes), "t1": t1, "utilisation": round(spent / capacity, 3) if capacity else 1.0,
+        "utilisation_any_call": round(spent_all / capacity, 3) if capacity else 1.0,
+        "units_by_window": [f"{backlog[k]}/{used[k]}" for k in range(first, last + 1)],
+        "windows": last - first + 1,
+    }
+
+
+# ---- several workspaces, one Deskie budget --------------------------------------------------------
+def bench_workspaces(n_ws: int, window: float, tmp: Path, note: Progress) -> dict[str, Any]:
+    """The first workspace bursts (WS_BURST chats x messages); LATE_AFTER s after its first writes reach
+    Deskie, each other workspace writes one message in each of WS_LATE_CHATS chats. How long those late
+    chats wait, beside what they would wait behind the burst in one first-come queue."""
+    names = WS_NAMES[:n_ws]
+    a_chats, a_per_chat = WS_BURST
+    with ExitStack() as stack:
+        mms = [stack.enter_context(MattermostEmulator()) for _ in names]
+        dk = stack.enter_context(DeskieEmulator(rate_limit_per_minute=PLAN_RPM, window_seconds=window))
+        home = seed_world(mms[0], dk)
+        worlds = {names[0]: home, **{n: seed_workspace(mm, home, n) for n, mm in zip(names[1:], mms[1:], strict=True)}}
+        # Numbered apart (u0.., u100.., u200..): a token found in another workspace's case is nobody's there.
+        customers = {n: add_customers(w, a_chats if i == 0 else WS_LATE_CHATS, prefix="ws", workspace=n,
+                                      first=100 * i) for i, (n, w) in enumerate(worlds.items())}
+        everyone = [c for cs in customers.values() for c in cs]
+        poll = f"{max(2, int(window))}s" if window < 60 else "30s"
+        config = write_workspaces_config(worlds, tmp / f"workspaces{n_ws}", poll_interval=poll)
+        bot = BotProcess(config, home).start()
+        try:
+            until(lambda: workspace_websockets(home) == dict.fromkeys(names, "connected"), 60,
+                  "every workspace's websocket")
+            until(lambda: any(e["path"] == "/api/groups.json" for e in dk.request_log), 30, "the group lookup")
+            time.sleep(0.3)
+            dk.set_rate_limit(PLAN_RPM, window)  # a fresh window starts now: its edges are known
+            window_start = time.time()
+            dk.clear_request_log()
+            note(f"workspaces: {n_ws}, {names[0]} bursts {a_chats} x {a_per_chat} on {PLAN_RPM} per {window:.0f} s")
+            stamps: dict[str, float] = {}
+            t0 = time.time()
+            burst(worlds[names[0]], customers[names[0]], a_per_chat, gap=0, stamps=stamps)
+            until(lambda: customer_writes(dk.request_log), 60, "the burst's first write", interval=0.01)
+            time.sleep(LATE_AFTER)
+            for n in names[1:]:
+                burst(worlds[n], customers[n], 1, gap=0, stamps=stamps)
+            until(lambda: all_delivered(home, everyone), 900, "everything delivered", interval=0.1)
+            v = verdict(home, everyone)
+            log = dk.request_log
+            use = budget_use(log, window_start, window, t0)
+            carried = write_of_token(home, log)
+            refused = dk.count_429
+        finally:
+            bot.stop()
+        late = [c for n in names[1:] for c in customers[n]]
+        late_posted = sorted((stamps[c.sent[0]], c.sent[0]) for c in late)
+        waits = [carried[tok] - at for at, tok in late_posted]
+        fifo = fifo_waits(log, window_start, window, [at for at, _ in late_posted],
+                          ahead=[e for e in customer_writes(log) if e["t"] > late_posted[0][0]
+                                 and _is_of(home, e, customers[names[0]])])
+    by_ws: dict[str, Any] = {}
+    for n in names:
+        lat = [carried[t] - stamps[t] for c in customers[n] for t in c.sent]
+        by_ws[n] = {"chats": len(customers[n]), "messages": len(lat), "p50_s": round(pct(lat, 50), 2),
+                    "p99_s": round(pct(lat, 99), 2), "max_s": round(max(lat), 2)}
+    a_done = max(carried[t] for c in customers[names[0]] for t in c.sent)
+    slots = PLAN_RPM // WRITE_COST
+    # A late chat arrives when the window may be spent: it waits for the next one at most, where the
+    # workspaces' turns give the late chats the first n_ws x WS_LATE_CHATS write slots (if they fit in it).
+    bound = window * (1 + (n_ws * WS_LATE_CHATS - 1) // slots) + WS_SLACK_S
+    return {
+        "workspaces": n_ws, "window_s": window, "burst": f"{a_chats} chats x {a_per_chat}",
+        "late": f"{n_ws - 1} x {WS_LATE_CHATS} chats x 1", "messages": sum(len(c.sent) for c in everyone),
+        "count_429": refused, "writes": use["writes"], **{k: use[k] for k in BUDGET_FIGURES},
+        "burst_done_s": round(a_done - t0, 2), "late_max_wait_s": round(max(waits), 2),
+        "late_fifo_wait_s": round(max(fifo), 2), "late_wait_bound_s": round(bound, 1),
+        "write_slots_per_window": slots, "by_workspace": by_ws,
+        "lost": len(v.lost), "doubled": len(v.doubled), "out_of_order": len(v.out_of_order),
+    }
+
+
+def write_of_token(world: World, log: list[dict[str, Any]]) -> dict[str, float]:
+    """Each customer token -> when the Deskie write that carried it arrived: a case's messages in order
+    are its successful writes in order (the case's creation first)."""
+    times: dict[int, list[float]] = {}  # case id -> its writes' arrival times
+    for e in log:
+        if e["method"] == "POST" and 200 <= e["status"] < 300 and e.get("case_id"):
+            times.setdefault(int(e["case_id"]), []).append(e["t"])
+    out: dict[str, float] = {}
+    for case in world.dk.cases(CHANNEL_CODE):
+        mine = [m for m in world.dk.messages(case["case_id"]) if not m["staff_id"] and not m["note"]]
+        # strict: a message without its write (or the reverse) means this reading is wrong; say so.
+        for m, t in zip(mine, times.get(int(case["case_id"]), []), strict=True):
+            for token in TOKEN.findall(m["content"] or ""):
+                out.setdefault(token, t)
+    return out
+
+
+def _is_of(world: World, write: dict[str, Any], customers: list[Customer]) -> bool:
+    ids = {c.custom_id for c in customers}
+    case = next((c for c in world.dk.cases(CHANNEL_CODE) if int(c["case_id"]) == int(write["case_id"] or 0)), None)
+    return case is not None and world.dk.user(case["user_id"]).get("user_custom_id") in ids
+
+
+def fifo_waits(log: list[dict[str, Any]], window_start: float, window: float, posted: list[float],
+               ahead: list[dict[str, Any]]) -> list[float]:
+    """What the late chats would wait in one first-come queue: behind the burst's writes still to go
+    when the first of them arrived (`ahead`), one write (WRITE_COST units) each, in the plan's fixed
+    windows, starting from the units already spent in the window they arrived in."""
+    used: Counter[int] = Counter()
+    for e in log:
+        if e.get("cost") and e["t"] <= posted[0]:
+            used[int((e["t"] - window_start) // window)] += int(e["cost"])
+    k = int((posted[0] - window_start) // window)
+    waits: list[float] = []
+    for i in range(len(ahead) + len(posted)):
+        while used[k] + WRITE_COST > PLAN_RPM:
+            k += 1
+        used[k] += WRITE_COST
+        if i >= len(ahead):
+            at = posted[i - len(ahead)]
+            waits.append(max(at, window_start + k * window) - at)
+    return waits
 
 
 # ---- latency ---------------------------------------------------------------------------------------
@@ -364,6 +510,8 @@ def run(quick: bool, only: str = "") -> dict[str, Any]:
         steps.append((f"reconcile {n}", lambda tmp, note, n=n: bench_reconcile(n, tmp, note)))
     steps.append(("burst one chat", lambda tmp, note: bench_burst(1, 30, sizes["window"], tmp, note)))
     steps.append(("burst many chats", lambda tmp, note: bench_burst(sizes["burst_chats"], 1, sizes["window"], tmp, note)))
+    for n in sizes["workspaces"]:
+        steps.append((f"workspaces {n}", lambda tmp, note, n=n: bench_workspaces(n, sizes["window"], tmp, note)))
     steps.append(("latency", lambda tmp, note: bench_latency(sizes["latency"], tmp, note)))
     for n in sizes["restart"]:
         steps.append((f"restart {n}", lambda tmp, note, n=n: bench_restart(n, tmp, note)))
@@ -387,6 +535,7 @@ def run(quick: bool, only: str = "") -> dict[str, Any]:
         "reconcile_requests_per_poll": {str(n): results[f"reconcile {n}"] for n in sizes["reconcile"]},
         "burst_20rpm": results["burst one chat"],
         f"burst_20rpm_{burst_many['chats']}chats": burst_many,
+        "workspaces_20rpm": {str(n): results[f"workspaces {n}"] for n in sizes["workspaces"]},
         "latency_ms": results["latency"],
         "restart_catchup": {str(n): results[f"restart {n}"] for n in sizes["restart"]},
         "rss_mb_10k_chats": results[f"restart {largest}"]["peak_rss_mb"],
@@ -416,6 +565,7 @@ def targets(r: dict[str, Any]) -> dict[str, dict[str, Any]]:
     many = next(v for k, v in r.items() if k.startswith("burst_20rpm_") and k.endswith("chats"))
     lat = r["latency_ms"]
     worst_overhead = max(lat["customer_to_deskie"]["overhead_p99"], lat["agent_to_mattermost"]["overhead_p99"])
+    ws = r["workspaces_20rpm"]
     t: dict[str, dict[str, Any]] = {
         # 1 list page + the 3 changed cases, and at most one case of the previous poll's newest second.
         "reconcile cost the same small number at every size (3 changed)": {
@@ -435,6 +585,17 @@ def targets(r: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "<= 5 writes for the one-chat burst": {"value": r["burst_20rpm"]["writes"],
                                                "met": r["burst_20rpm"]["writes"] <= 5},
         "utilisation >= 0.9 while a backlog exists": {"value": many["utilisation"], "met": many["utilisation"] >= 0.9},
+        "several workspaces: nothing lost, doubled or out of order, 0 x 429": {
+            "value": [f"{v['lost']}/{v['doubled']}/{v['out_of_order']}/{v['count_429']}" for v in ws.values()],
+            "met": all(v["lost"] == v["doubled"] == v["out_of_order"] == v["count_429"] == 0 for v in ws.values())},
+        # A late chat can wait for the window to turn (the burst may have spent it), no longer: in the
+        # next window the workspaces take turns, so its write is among the first few of the 10.
+        "late workspaces wait <= the next window's turn (+ 2 s), not behind the burst": {
+            "value": [f"{v['late_max_wait_s']} s <= {v['late_wait_bound_s']} s (FIFO {v['late_fifo_wait_s']} s)"
+                      for v in ws.values()],
+            "met": all(v["late_max_wait_s"] <= v["late_wait_bound_s"] for v in ws.values())},
+        "utilisation >= 0.9 with several workspaces": {
+            "value": [v["utilisation"] for v in ws.values()], "met": all(v["utilisation"] >= 0.9 for v in ws.values())},
         "bot overhead p99 < 20 ms": {"value": worst_overhead, "met": worst_overhead < 20},
         "< 150 MB": {"value": r["rss_mb_10k_chats"], "met": r["rss_mb_10k_chats"] < 150},
         ">= 1,000 events/s ingest, nothing lost": {
@@ -456,6 +617,13 @@ def table(r: dict[str, Any]) -> str:
                      f"429s: {b['count_429']}, writes: {b['writes']}, {b['seconds']} s, "
                      f"utilisation {b['utilisation']:.2f} over {b['windows']} window(s) of {b['window_s']:.0f} s "
                      f"(units for the backlog/all: {' '.join(b['units_by_window'])})"))
+    for n, w in r["workspaces_20rpm"].items():
+        per = "; ".join(f"{name} p50 {b['p50_s']} / p99 {b['p99_s']} s" for name, b in w["by_workspace"].items())
+        rows.append((f"{n} workspaces on {PLAN_RPM} per {w['window_s']:.0f} s ({w['burst']}, then {w['late']})",
+                     f"429s: {w['count_429']}, lost/doubled/out of order {w['lost']}/{w['doubled']}/{w['out_of_order']}; "
+                     f"late chats waited <= {w['late_max_wait_s']} s (FIFO {w['late_fifo_wait_s']} s); burst done in "
+                     f"{w['burst_done_s']} s; utilisation {w['utilisation']:.2f} over {w['windows']} window(s) "
+                     f"({' '.join(w['units_by_window'])}); to Deskie: {per}"))
     lat = r["latency_ms"]
     for way in ("customer_to_deskie", "agent_to_mattermost"):
         v = lat[way]

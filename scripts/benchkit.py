@@ -23,11 +23,13 @@ from typing import Any, TypeVar
 
 import aiohttp
 import requests
+import yaml
 from aiohttp import web
 
 import deskie_mm_bot
 from deskie_mm_bot.app import CATCHUP_FLOOR, BotApp
 from deskie_mm_bot.config import load_config
+from deskie_mm_bot.sandbox.mattermost import MattermostEmulator
 from deskie_mm_bot.sandbox_runner import CHANNEL_CODE, DESKIE_KEY, STAFF_EMAIL, World, free_port
 from deskie_mm_bot.store import Store
 
@@ -161,6 +163,52 @@ class InProcessBot:
             self._thread.join(30)
 
 
+# ---- several workspaces -------------------------------------------------------------------------
+def seed_workspace(mm: MattermostEmulator, like: World, team_name: str) -> World:
+    """Another workspace on `mm`, with seed_world's cast (a bot, Jane, Bob, ~support), for `like`'s
+    Deskie account: its emulator, group, staff and webhook port are shared."""
+    team = mm.add_team(team_name, team_name.title())
+    bot, token = mm.add_bot("helpbot", "Help Bot")
+    jane = mm.add_user("jane", "Jane", "Doe")
+    bob = mm.add_user("bob", "Bob", "Stone")
+    for u in (bot, jane, bob):
+        mm.add_team_member(team["id"], u["id"])
+    support = mm.add_channel(team["id"], "support", "Support", "O")
+    for u in (bot, jane, bob):
+        mm.add_channel_member(support["id"], u["id"])
+    jane_dm = mm.direct_channel(bot["id"], jane["id"])
+    return World(mm, like.dk, team, bot, token, jane, bob, jane_dm, support, like.group, like.staff,
+                 like.webhook_port)
+
+
+def workspaces_config(worlds: dict[str, World], state_path: str, *,
+                      extra: dict[str, dict[str, Any]] | None = None, **chats: Any) -> dict[str, Any]:
+    """The bot's config with `workspaces:`, one entry per world in order (the first world's Deskie,
+    webhook and chats settings); `extra[name]`: further keys of that entry."""
+    first = next(iter(worlds.values()))
+    cfg = first.config(state_path, **chats)
+    cfg.pop("mattermost")
+    entries = [{"name": name, "url": w.mm.url, "bot_token": w.bot_token, "team": "", **(extra or {}).get(name, {})}
+               for name, w in worlds.items()]
+    return {"workspaces": entries, **cfg}
+
+
+def write_workspaces_config(worlds: dict[str, World], folder: Path, **kw: Any) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "bot_config.yaml"
+    path.write_text(yaml.safe_dump(workspaces_config(worlds, str(folder / "state.sqlite3"), **kw), sort_keys=False))
+    return path
+
+
+def workspace_websockets(world: World) -> dict[str, str]:
+    """Each workspace's websocket state as the bot's /healthz reports it ({} while it does not answer)."""
+    try:
+        body = requests.get(f"http://127.0.0.1:{world.webhook_port}/healthz", timeout=3).json()
+    except (requests.RequestException, ValueError):
+        return {}
+    return {name: w.get("websocket", "") for name, w in (body.get("workspaces") or {}).items()}
+
+
 # ---- customers -----------------------------------------------------------------------------------
 @dataclass
 class Customer:
@@ -190,8 +238,10 @@ def add_customers(world: World, n: int, prefix: str = "cust", *, workspace: str 
 
 
 def burst(world: World, customers: list[Customer], per_customer: int, *, gap: float = 0.01,
-          rng: random.Random | None = None, on_post: Callable[[], None] | None = None) -> None:
-    """Interleaved posts from several customers, each one's own in order; each carries a token like u3-m07."""
+          rng: random.Random | None = None, on_post: Callable[[], None] | None = None,
+          stamps: dict[str, float] | None = None) -> None:
+    """Interleaved posts from several customers, each one's own in order; each carries a token like u3-m07.
+    `stamps`, when given, gets each token's post time (its create_at, in seconds)."""
     rng = rng or random.Random()
     order: list[tuple[Customer, int]] = []
     cursors = {c.name: 0 for c in customers}
@@ -201,8 +251,10 @@ def burst(world: World, customers: list[Customer], per_customer: int, *, gap: fl
         cursors[c.name] += 1
     for c, i in order:
         token = f"{c.name}-m{i:02d}"
-        world.mm.post_as(c.user["id"], c.dm["id"], f"question {token} please")
+        post = world.mm.post_as(c.user["id"], c.dm["id"], f"question {token} please")
         c.sent.append(token)
+        if stamps is not None:
+            stamps[token] = post["create_at"] / 1000
         if on_post is not None:
             on_post()
         if gap:

@@ -41,6 +41,13 @@ def test_quick_benchmark_cost_figures(tmp_path: Path) -> None:
     assert one["messages"] == 30 and one["writes"] <= 5, one
     assert many["writes"] == many["chats"], many  # one case each
 
+    # Two workspaces on the one 20 RPM plan: the second's few chats are not queued behind the first's
+    # burst (they wait for the next window at most), nothing is refused, lost or doubled.
+    ws = r["workspaces_20rpm"]["2"]
+    assert ws["count_429"] == 0 and ws["lost"] == ws["doubled"] == ws["out_of_order"] == 0, ws
+    assert ws["messages"] == 63 and set(ws["by_workspace"]) == {"acme", "globex"}, ws
+    assert ws["late_max_wait_s"] <= ws["late_wait_bound_s"] < ws["late_fifo_wait_s"], ws
+
     # A restart reads the listing and the 3 changed chats, the same at every size.
     restart = r["restart_catchup"]
     assert len(restart) >= 2

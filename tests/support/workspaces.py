@@ -21,24 +21,9 @@ import yaml
 from deskie_mm_bot.sandbox.deskie import DeskieEmulator
 from deskie_mm_bot.sandbox.mattermost import MattermostEmulator
 from deskie_mm_bot.sandbox_runner import CHANNEL_CODE, World, seed_world
+from scripts.benchkit import seed_workspace, workspaces_config
 from tests.support.fakes import FakeClock
 from tests.support.inproc import InProcessBot
-
-
-def seed_workspace(mm: MattermostEmulator, like: World, team_name: str) -> World:
-    """A second workspace on `mm`, with the same cast as seed_world's, for `like`'s Deskie account."""
-    team = mm.add_team(team_name, team_name.title())
-    bot, token = mm.add_bot("helpbot", "Help Bot")
-    jane = mm.add_user("jane", "Jane", "Doe")
-    bob = mm.add_user("bob", "Bob", "Stone")
-    for u in (bot, jane, bob):
-        mm.add_team_member(team["id"], u["id"])
-    support = mm.add_channel(team["id"], "support", "Support", "O")
-    for u in (bot, jane, bob):
-        mm.add_channel_member(support["id"], u["id"])
-    jane_dm = mm.direct_channel(bot["id"], jane["id"])
-    return World(mm, like.dk, team, bot, token, jane, bob, jane_dm, support, like.group, like.staff,
-                 like.webhook_port)
 
 
 @dataclass
@@ -56,14 +41,8 @@ class TwoWorkspaces:
     def config(self, state_path: str, *, acme: dict[str, Any] | None = None, globex: dict[str, Any] | None = None,
                **chats: Any) -> dict[str, Any]:
         """The bot's config with `workspaces:` (acme first); `acme` / `globex`: extra keys of that entry."""
-        cfg = self.acme.config(state_path, **chats)
-        single = cfg.pop("mattermost")
-        entries = [
-            {"name": "acme", **single, **(acme or {})},
-            {"name": "globex", "url": self.globex.mm.url, "bot_token": self.globex.bot_token, "team": "",
-             **(globex or {})},
-        ]
-        return {"workspaces": entries, **cfg}
+        return workspaces_config({"acme": self.acme, "globex": self.globex}, state_path,
+                                 extra={"acme": acme or {}, "globex": globex or {}}, **chats)
 
     def write_config(self, folder: Path, **kw: Any) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
