@@ -85,9 +85,9 @@ class World:
         return path
 
 
-def seed_world(mm: MattermostEmulator, dk: DeskieEmulator, webhook_port: int | None = None) -> World:
-    port = webhook_port or free_port()
-    team = mm.add_team("acme", "Acme")
+def seed_team(mm: MattermostEmulator, team_name: str = "acme") -> tuple[Any, ...]:
+    """A workspace's cast on `mm`: (team, bot, bot token, Jane, Bob, Jane's DM with the bot, ~support)."""
+    team = mm.add_team(team_name, team_name.title())
     bot, token = mm.add_bot("helpbot", "Help Bot")
     jane = mm.add_user("jane", "Jane", "Doe")
     bob = mm.add_user("bob", "Bob", "Stone")
@@ -97,6 +97,12 @@ def seed_world(mm: MattermostEmulator, dk: DeskieEmulator, webhook_port: int | N
     for u in (bot, jane, bob):
         mm.add_channel_member(support["id"], u["id"])
     jane_dm = mm.direct_channel(bot["id"], jane["id"])
+    return team, bot, token, jane, bob, jane_dm, support
+
+
+def seed_world(mm: MattermostEmulator, dk: DeskieEmulator, webhook_port: int | None = None) -> World:
+    port = webhook_port or free_port()
+    team, bot, token, jane, bob, jane_dm, support = seed_team(mm)
     staff = dk.add_staff(STAFF_EMAIL, "Bot Agent", api_key=DESKIE_KEY)
     dk.add_staff("anna@sandbox.local", "Anna Agent")
     group = dk.add_group("Support")

@@ -30,7 +30,7 @@ import deskie_mm_bot
 from deskie_mm_bot.app import CATCHUP_FLOOR, BotApp
 from deskie_mm_bot.config import load_config
 from deskie_mm_bot.sandbox.mattermost import MattermostEmulator
-from deskie_mm_bot.sandbox_runner import CHANNEL_CODE, DESKIE_KEY, STAFF_EMAIL, World, free_port
+from deskie_mm_bot.sandbox_runner import CHANNEL_CODE, DESKIE_KEY, STAFF_EMAIL, World, free_port, seed_team
 from deskie_mm_bot.store import Store
 
 T = TypeVar("T")
@@ -167,16 +167,7 @@ class InProcessBot:
 def seed_workspace(mm: MattermostEmulator, like: World, team_name: str) -> World:
     """Another workspace on `mm`, with seed_world's cast (a bot, Jane, Bob, ~support), for `like`'s
     Deskie account: its emulator, group, staff and webhook port are shared."""
-    team = mm.add_team(team_name, team_name.title())
-    bot, token = mm.add_bot("helpbot", "Help Bot")
-    jane = mm.add_user("jane", "Jane", "Doe")
-    bob = mm.add_user("bob", "Bob", "Stone")
-    for u in (bot, jane, bob):
-        mm.add_team_member(team["id"], u["id"])
-    support = mm.add_channel(team["id"], "support", "Support", "O")
-    for u in (bot, jane, bob):
-        mm.add_channel_member(support["id"], u["id"])
-    jane_dm = mm.direct_channel(bot["id"], jane["id"])
+    team, bot, token, jane, bob, jane_dm, support = seed_team(mm, team_name)
     return World(mm, like.dk, team, bot, token, jane, bob, jane_dm, support, like.group, like.staff,
                  like.webhook_port)
 
