@@ -100,6 +100,10 @@ class Workspace:
         self.floor_name = catchup_floor_name(self.name)
         # The catch-up beside live intake died: the app decides what that means.
         self.on_catch_up_failed = on_catch_up_failed
+        if store.get_cursor(self.floor_name) is None:
+            # History from before the workspace's first start is not relayed (set at start, not at the
+            # first login: a workspace down at its first start has its first start all the same).
+            store.set_cursor(self.floor_name, str(int(clock() * 1000)))
 
     @property
     def label(self) -> str:
@@ -117,9 +121,6 @@ class Workspace:
                 raise errors.ConfigError(f"the bot is not in a team named '{mm.team}'", f"{mm.config_key}.team")
             self.team_id = str(named_teams[0]["id"])
         log.info("logged in to Mattermost%s as @%s", f" ({self.name})" if self.name else "", me.get("username"))
-        if self.store.get_cursor(self.floor_name) is None:
-            # History from before the workspace's first start is not relayed.
-            self.store.set_cursor(self.floor_name, str(int(self.clock() * 1000)))
         self.intake = Intake(self.store, self.chat, IntakeRules(
             bot_id=str(me["id"]), reply_mode=self.chats.reply_mode, mention_only=self.chats.mention_only,
             team_id=self.team_id, workspace=self.name,

@@ -98,7 +98,13 @@ class OutgoingChats:
             return None
         if self.store.creating_case_for(custom):
             return None  # ours, still being created: the next poll sees it recorded
-        conv = await self.open(case_id, custom)
+        try:
+            conv = await self.open(case_id, custom)
+        except errors.Unavailable as e:
+            # Its workspace is down: not declined, and not this poll's failure (the other workspaces'
+            # cases go on); the case's next change (an answer, its webhook) opens it.
+            log.info("case %s: its workspace cannot be reached now (%s)", case_id, e)
+            return None
         if conv is None:
             self._declined.add(case_id)
         return conv

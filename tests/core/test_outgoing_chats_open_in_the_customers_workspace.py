@@ -67,3 +67,21 @@ def test_a_customer_of_a_workspace_the_bot_does_not_serve_gets_no_chat(
 def test_a_person_the_workspace_does_not_know_gets_no_chat(store: Store, edges: dict[str, FakeEdge]) -> None:
     assert asyncio.run(_chats(store, edges).for_webhook(303, "acme:u:nobody")) is None
     assert store.conversation_by_case(303) is None
+
+
+def test_a_missed_outgoing_chat_whose_workspace_is_down_is_not_given_up(
+    store: Store, edges: dict[str, FakeEdge]
+) -> None:
+    from deskie_mm_bot.model import CaseStatus, CaseSummary
+
+    helpdesk = FakeHelpdesk()
+    helpdesk.customers[7] = "globex:u:jane"
+    chats = OutgoingChats(store, helpdesk, edges, thread_mode=False, floor_of=lambda ws: 0)
+    case = CaseSummary(301, CaseStatus.OPEN, user_id=7, created_at=1.0)
+    edges["globex"].chat.down = True
+    # This poll cannot open it (and does not fail for the other workspaces' cases)...
+    assert asyncio.run(chats.adopt(case)) is None
+    # ...and a later one, with globex back, does: the case was not declined.
+    edges["globex"].chat.down = False
+    conv = asyncio.run(chats.adopt(case))
+    assert conv is not None and conv.workspace == "globex" and conv.channel_id == "dm-globex-jane"

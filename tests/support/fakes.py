@@ -286,6 +286,8 @@ class FakeEdge:
 
     async def place_of(self, who: Customer) -> tuple[str, str] | None:
         self.asked_places.append(who)
+        if self.chat.down:
+            raise errors.Unavailable("Mattermost unreachable (FakeChat.down)")
         if who.workspace != self.name:
             return None
         return self.places.get(who.id)
