@@ -122,6 +122,7 @@ class InboundRelay:
         *,
         clock: Callable[[], float] = time.time,
         route_of: Callable[[str, str], Awaitable[str | None]] | None = None,
+        workspaces: Sequence[str] = ("",),
     ) -> None:
         self.store = store
         self.helpdesk = helpdesk
@@ -130,7 +131,10 @@ class InboundRelay:
         # workspace's default_group); None: deskie.default_group.
         self.route_of = route_of
         self.clock = clock
-        self._wake = asyncio.Event()
+        # One loop per workspace: a Mattermost that is slow to give a customer's file (or a channel's
+        # route) holds back only its own chats; the shared budget still decides whose write goes first.
+        self.workspaces = tuple(workspaces) or ("",)
+        self._wakes: dict[str, asyncio.Event] = {}
         self._retry_at: dict[str, float] = {}
         self._backoffs: dict[str, Backoff] = {}
         self.sent_batches = 0
@@ -138,20 +142,36 @@ class InboundRelay:
         self.flushing = False  # stopping: send what is queued now, no burst is held back
 
     def wake(self) -> None:
-        self._wake.set()
+        for event in self._wakes.values():
+            event.set()
 
     async def run(self, stopping: asyncio.Event) -> None:
+        self._wakes = {ws: asyncio.Event() for ws in self.workspaces}
+        await asyncio.gather(*(self._run_workspace(ws, stopping) for ws in self.workspaces))
+
+    async def _run_workspace(self, workspace: str, stopping: asyncio.Event) -> None:
+        wake = self._wakes[workspace]
         while not stopping.is_set():
-            self._wake.clear()
-            next_due = await self.drain()
+            wake.clear()
+            next_due = await self.drain(workspace)
             timeout = 1.0 if next_due is None else max(0.05, min(1.0, next_due - self.clock()))
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+                await asyncio.wait_for(wake.wait(), timeout=timeout)
 
-    async def drain(self) -> float | None:
-        """Work through every conversation with pending posts; returns when to look again."""
+    def _loop_of(self, key: str) -> str:
+        """The loop a chat's writes go through: its workspace's (an `out:` key, or a workspace no
+        longer configured, goes through the first)."""
+        workspace = ConvKey.workspace_of(key)
+        return workspace if workspace in self.workspaces else self.workspaces[0]
+
+    async def drain(self, workspace: str | None = None) -> float | None:
+        """Work through every conversation with pending posts (of one workspace's loop, or all);
+        returns when to look again."""
         next_due: float | None = None
-        for key in take_turns(self.store.pending_conv_keys()):
+        keys = take_turns(self.store.pending_conv_keys())
+        if workspace is not None:
+            keys = [k for k in keys if self._loop_of(k) == workspace]
+        for key in keys:
             due = self._retry_at.get(key, 0.0)
             if due > self.clock() and not self.flushing:  # a stop tries each chat once more, now
                 next_due = due if next_due is None else min(next_due, due)

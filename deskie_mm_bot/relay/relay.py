@@ -66,7 +66,8 @@ class Relay:
     ) -> None:
         self.store = store
         self._edges = {e.name: e for e in edges}
-        self.inbound = InboundRelay(store, helpdesk, self._fetch_file, clock=clock, route_of=self._route_of)
+        self.inbound = InboundRelay(store, helpdesk, self._fetch_file, clock=clock, route_of=self._route_of,
+                                    workspaces=[e.name for e in edges])
         chats = {e.name: e.chat for e in edges}
         self.reactions = StatusReactions(store, chats, enabled=reactions, clock=clock)
         self.outgoing = OutgoingChats(store, helpdesk, self._edges, thread_mode=thread_mode,

@@ -15,7 +15,7 @@ def test_a_relay_loop_that_dies_takes_the_process_down(
     bot = inproc_bot().start()
     assert bot.app is not None
 
-    async def broken() -> float | None:
+    async def broken(workspace: str | None = None) -> float | None:
         raise RuntimeError("disk on fire")
 
     bot.app.inbound.drain = broken  # type: ignore[method-assign]
