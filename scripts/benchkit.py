@@ -72,19 +72,26 @@ class BotProcess:
 
     def start(self, wait: bool = True) -> BotProcess:
         self.runs += 1
-        env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p)
         with open(self.log_path, "ab") as log:
             log.write(f"\n===== run {self.runs} =====\n".encode())
             log.flush()
             self.started_at = time.monotonic()
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "deskie_mm_bot", "run", "-c", str(self.config_path)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.environment(),
+                cwd=self.cwd,
             )
         if wait:
             self.wait_healthy()
         return self
+
+    cwd: str | None = None  # where the bot runs (None: here)
+
+    def environment(self) -> dict[str, str]:
+        """The bot's environment: this one without proxies, the checkout first on its path."""
+        env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p)
+        return env
 
     @property
     def pid(self) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import requests
 from deskie_mm_bot.sandbox.deskie import DeskieEmulator
 from deskie_mm_bot.sandbox.mattermost import MattermostEmulator
 from deskie_mm_bot.sandbox_runner import CHANNEL_CODE, World, seed_world
+from scripts import benchkit
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[2]  # tests/support/harness.py -> the checkout
@@ -41,40 +41,20 @@ def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
                           timeout=60, env=env, cwd=str(cwd or REPO))
 
 
-class BotProcess:
-    """`python -m deskie_mm_bot run` in a subprocess, as systemd or a container would run it."""
+class BotProcess(benchkit.BotProcess):
+    """`python -m deskie_mm_bot run` in a subprocess (the benchmark's), held to loopback like the tests and
+    run from the checkout; with what tests read of it besides."""
 
-    def __init__(self, config_path: Path, world: World, name: str = "bot") -> None:
-        self.config_path = config_path
-        self.world = world
-        self.log_path = config_path.parent / f"{name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.runs = 0
+    cwd = str(REPO)
 
-    def start(self, wait: bool = True) -> BotProcess:
-        self.runs += 1
-        env = {k: v for k, v in os.environ.items() if not k.endswith("_PROXY") and not k.endswith("_proxy")}
-        env["PYTHONPATH"] = os.pathsep.join([str(NETGUARD), str(REPO), env.get("PYTHONPATH", "")])
-        with open(self.log_path, "ab") as log:
-            log.write(f"\n===== run {self.runs} =====\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "deskie_mm_bot", "run", "-c", str(self.config_path)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=str(REPO),
-            )
-        if wait:
-            self.wait_healthy()
-        return self
+    def environment(self) -> dict[str, str]:
+        env = super().environment()
+        env["PYTHONPATH"] = os.pathsep.join([str(NETGUARD), env["PYTHONPATH"]])  # its sitecustomize bans the rest
+        return env
 
     @property
     def health_url(self) -> str:
         return f"http://127.0.0.1:{self.world.webhook_port}/healthz"
-
-    def healthy(self) -> bool:
-        try:
-            return requests.get(self.health_url, timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
 
     def health(self) -> dict[str, Any]:
         """/healthz's report (its body is JSON whether or not the bot is healthy)."""
@@ -88,34 +68,11 @@ class BotProcess:
         return {name: float(value) for name, value in samples}
 
     def wait_healthy(self, timeout: float = 20.0) -> None:
-        def ok() -> bool:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise AssertionError(f"bot exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
-            return self.healthy()
-
-        wait_for(ok, timeout, "the bot to become healthy")
-
-    def stop(self, timeout: float = 30.0) -> int:
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=timeout)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
+        super().wait_healthy(timeout)
 
     def wait_exit(self, timeout: float = 30.0) -> int:
         assert self.proc is not None
         return self.proc.wait(timeout=timeout)
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
 
 
 @pytest.fixture
