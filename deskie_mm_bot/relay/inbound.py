@@ -9,7 +9,6 @@ idempotency key.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import html
 import itertools
 import logging
@@ -36,6 +35,7 @@ from ..model import (
 )
 from ..retry import Backoff
 from ..store import Batch, Conversation, OutboxItem, Store
+from .loops import PerWorkspace
 from .ports import Helpdesk
 
 log = logging.getLogger(__name__)
@@ -133,8 +133,8 @@ class InboundRelay:
         self.clock = clock
         # One loop per workspace: a Mattermost that is slow to give a customer's file (or a channel's
         # route) holds back only its own chats; the shared budget still decides whose write goes first.
-        self.workspaces = tuple(workspaces) or ("",)
-        self._wakes: dict[str, asyncio.Event] = {}
+        self._loops = PerWorkspace(workspaces)
+        self.workspaces = self._loops.workspaces
         self._retry_at: dict[str, float] = {}
         self._backoffs: dict[str, Backoff] = {}
         self.sent_batches = 0
@@ -142,21 +142,14 @@ class InboundRelay:
         self.flushing = False  # stopping: send what is queued now, no burst is held back
 
     def wake(self) -> None:
-        for event in self._wakes.values():
-            event.set()
+        self._loops.wake()
 
     async def run(self, stopping: asyncio.Event) -> None:
-        self._wakes = {ws: asyncio.Event() for ws in self.workspaces}
-        await asyncio.gather(*(self._run_workspace(ws, stopping) for ws in self.workspaces))
+        await self._loops.run(stopping, self._drain_then_pause)
 
-    async def _run_workspace(self, workspace: str, stopping: asyncio.Event) -> None:
-        wake = self._wakes[workspace]
-        while not stopping.is_set():
-            wake.clear()
-            next_due = await self.drain(workspace)
-            timeout = 1.0 if next_due is None else max(0.05, min(1.0, next_due - self.clock()))
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=timeout)
+    async def _drain_then_pause(self, workspace: str) -> float:
+        next_due = await self.drain(workspace)
+        return 1.0 if next_due is None else max(0.05, min(1.0, next_due - self.clock()))
 
     def _loop_of(self, key: str) -> str:
         """The loop a chat's writes go through: its workspace's (an `out:` key, or a workspace no

@@ -14,7 +14,6 @@ is told in a note on the case.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import time
@@ -27,6 +26,7 @@ from ..model import ConvKey, ItemKind, ReplyState, Speaker
 from ..model import attachment_name as file_name
 from ..retry import backoff_delay
 from ..store import Conversation, Reply, Store
+from .loops import PerWorkspace
 
 log = logging.getLogger(__name__)
 
@@ -111,28 +111,21 @@ class OutboundRelay:
         self.on_note = on_note
         self.names = names  # None: answers are posted without the agent's name
         self.after_drain = after_drain
-        self._wakes: dict[str, asyncio.Event] = {}
+        self._loops = PerWorkspace(list(self.posters))
         self.posted = 0
         self.failures = 0  # transient posting failures since start (a stop's drain watches it)
         self.flushing = False  # stopping: answers waiting for a retry are tried once more, now
         self._failed_in_flush: set[int | None] = set()
 
     def wake(self) -> None:
-        for event in self._wakes.values():
-            event.set()
+        self._loops.wake()
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """A loop per workspace: a Mattermost that is slow or down holds back only its own chats."""
-        self._wakes = {ws: asyncio.Event() for ws in self.posters}
-        await asyncio.gather(*(self._run_workspace(ws, stopping) for ws in self.posters))
+        await self._loops.run(stopping, self._drain_then_pause)
 
-    async def _run_workspace(self, workspace: str, stopping: asyncio.Event) -> None:
-        wake = self._wakes[workspace]
-        while not stopping.is_set():
-            wake.clear()
-            await self.drain(workspace)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=0.5)
+    async def _drain_then_pause(self, workspace: str) -> float:
+        await self.drain(workspace)
+        return 0.5
 
     async def drain(self, workspace: str | None = None) -> None:
         """Post every answer that is due (of one workspace, or of all); each chat's answers strictly in order."""

@@ -108,13 +108,11 @@ class Reconciler:
                 self.store.set_conversation_state(conv.id, ConvState.CLOSED)
             log.warning("reconciliation skips case %s: %s", case_id, e)
             return None
-        listed = [a for a in answers if a.message_id is not None]  # a list always gives the ids
-        known = self.store.known_message_ids([a.message_id for a in listed if a.message_id is not None])
+        known = self.store.known_message_ids([a.message_id for a in answers if a.message_id is not None])
         queued = 0
-        for a in listed:
-            assert a.message_id is not None
-            if a.message_id in known:
-                continue
+        for a in answers:
+            if a.message_id is None or a.message_id in known:
+                continue  # (a listed answer always has its id)
             if self._resolve_unnamed(case_id, a.text, a.message_id):
                 continue
             if self.answers.record(conv, a, source="reconcile", case_open=case_open):

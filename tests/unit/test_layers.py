@@ -27,7 +27,7 @@ EDGES_MAY_NOT_IMPORT = frozenset({"relay", "store", "app"})
 # The relay modules that already keep the core's rule. Add each module here once it does.
 CORE_KEEPS_THE_RULE = (
     "relay/__init__.py", "relay/answers.py", "relay/catchup.py", "relay/inbound.py", "relay/intake.py",
-    "relay/lifecycle.py",
+    "relay/lifecycle.py", "relay/loops.py",
     "relay/outbound.py", "relay/outgoing.py", "relay/ports.py", "relay/reactions.py", "relay/reconcile.py",
     "relay/relay.py",
 )
